@@ -1,0 +1,199 @@
+"""Typed errors raised by the Websim client, the chat model and the image tool.
+
+::
+
+    WebsimError
+    ├── WebsimAPIError            status_code, url, body excerpt (≤ 500 chars), attempts
+    │   ├── WebsimRateLimitError  retry_after (seconds or None)
+    │   └── WebsimBlockedError    403/503 carrying an HTML/Cloudflare challenge page
+    ├── WebsimConnectionError
+    │   └── WebsimTimeoutError
+    └── WebsimResponseError       2xx but unusable: not JSON, HTML, not an object, `content`
+                                  missing/null/not a string, `url` missing or not absolute
+                                  http(s), body over the size cap
+
+Every message names the endpoint, the status and the content type, and quotes a short
+excerpt of what arrived, so a log line alone tells what the service did.  Bad input from the
+caller is not a service failure: it raises ``ValueError``/``TypeError`` before any request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "WebsimAPIError",
+    "WebsimBlockedError",
+    "WebsimConnectionError",
+    "WebsimError",
+    "WebsimRateLimitError",
+    "WebsimResponseError",
+    "WebsimTimeoutError",
+]
+
+
+class WebsimError(Exception):
+    """Base class of every error this package raises for a failed Websim call."""
+
+    def __init__(self, message: str, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self._fields = fields
+        self.endpoint: str | None = fields.get("endpoint")
+        self.url: str | None = fields.get("url")
+        self.attempts: int = fields.get("attempts", 1)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only fields would be lost by the default exception pickling; errors cross
+        # process boundaries in batch jobs, so keep them.
+        return (_rebuild, (type(self), self.message, self._fields))
+
+
+def _rebuild(cls: type[WebsimError], message: str, fields: dict[str, Any]) -> WebsimError:
+    err = cls.__new__(cls)
+    WebsimError.__init__(err, message, **fields)
+    for name, value in fields.items():
+        setattr(err, name, value)
+    return err
+
+
+def _describe(
+    problem: str,
+    *,
+    endpoint: str | None,
+    status_code: int | None,
+    content_type: str | None,
+    body: str | None,
+    attempts: int,
+) -> str:
+    where = f"Websim {endpoint or 'request'}"
+    bits = []
+    if status_code is not None:
+        bits.append(f"HTTP {status_code}")
+    if content_type:
+        bits.append(content_type)
+    if attempts > 1:
+        bits.append(f"after {attempts} attempts")
+    head = f"{where}: {problem}" + (f" ({', '.join(bits)})" if bits else "")
+    return f"{head}; body: {body!r}" if body else head
+
+
+class WebsimAPIError(WebsimError):
+    """The service answered with a non-2xx status that was not (or no longer) retried."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        status_code: int,
+        url: str,
+        endpoint: str | None = None,
+        content_type: str | None = None,
+        body: str = "",
+        attempts: int = 1,
+        **extra: Any,
+    ) -> None:
+        message = _describe(
+            problem,
+            endpoint=endpoint,
+            status_code=status_code,
+            content_type=content_type,
+            body=body,
+            attempts=attempts,
+        )
+        super().__init__(
+            message,
+            status_code=status_code,
+            url=url,
+            endpoint=endpoint,
+            content_type=content_type,
+            body=body,
+            attempts=attempts,
+            **extra,
+        )
+        self.status_code = status_code
+        self.content_type = content_type
+        self.body = body
+
+
+class WebsimRateLimitError(WebsimAPIError):
+    """HTTP 429 after the retry budget, or with a ``Retry-After`` past ``retry_max_delay``."""
+
+    def __init__(self, problem: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(problem, retry_after=retry_after, **kw)
+        self.retry_after = retry_after
+
+
+class WebsimBlockedError(WebsimAPIError):
+    """A bot-protection (e.g. Cloudflare) challenge page answered instead of the API."""
+
+
+class WebsimConnectionError(WebsimError):
+    """The request never got an HTTP answer: refused, reset, dropped, DNS, TLS."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        url: str,
+        endpoint: str | None = None,
+        attempts: int = 1,
+        **extra: Any,
+    ) -> None:
+        message = _describe(
+            problem,
+            endpoint=endpoint,
+            status_code=None,
+            content_type=None,
+            body=None,
+            attempts=attempts,
+        )
+        super().__init__(message, url=url, endpoint=endpoint, attempts=attempts, **extra)
+
+
+class WebsimTimeoutError(WebsimConnectionError):
+    """No complete answer within ``timeout`` seconds, on every attempt."""
+
+    def __init__(self, problem: str, *, timeout: float | None = None, **kw: Any) -> None:
+        super().__init__(problem, timeout=timeout, **kw)
+        self.timeout = timeout
+
+
+class WebsimResponseError(WebsimError):
+    """A 2xx answer that cannot be used: not JSON, HTML, wrong shape, too large."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        url: str,
+        endpoint: str | None = None,
+        status_code: int | None = None,
+        content_type: str | None = None,
+        body: str = "",
+        attempts: int = 1,
+    ) -> None:
+        message = _describe(
+            problem,
+            endpoint=endpoint,
+            status_code=status_code,
+            content_type=content_type,
+            body=body,
+            attempts=attempts,
+        )
+        super().__init__(
+            message,
+            url=url,
+            endpoint=endpoint,
+            status_code=status_code,
+            content_type=content_type,
+            body=body,
+            attempts=attempts,
+        )
+        self.problem = problem
+        self.status_code = status_code
+        self.content_type = content_type
+        self.body = body
