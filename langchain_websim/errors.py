@@ -38,25 +38,25 @@ class WebsimError(Exception):
     def __init__(self, message: str, **fields: Any) -> None:
         super().__init__(message)
         self.message = message
-        self._fields = fields
-        self.endpoint: str | None = fields.get("endpoint")
-        self.url: str | None = fields.get("url")
-        self.attempts: int = fields.get("attempts", 1)
+        self.endpoint: str | None = fields.pop("endpoint", None)
+        self.url: str | None = fields.pop("url", None)
+        self.attempts: int = fields.pop("attempts", 1)
+        for name, value in fields.items():
+            setattr(self, name, value)
 
     def __str__(self) -> str:
         return self.message
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only fields would be lost by the default exception pickling; errors cross
-        # process boundaries in batch jobs, so keep them.
-        return (_rebuild, (type(self), self.message, self._fields))
+        # process boundaries in batch jobs, so keep them -- including the ones set after
+        # construction (``attempts`` is filled in by the retry loop).
+        return (_rebuild, (type(self), self.message), dict(self.__dict__))
 
 
-def _rebuild(cls: type[WebsimError], message: str, fields: dict[str, Any]) -> WebsimError:
+def _rebuild(cls: type[WebsimError], message: str) -> WebsimError:
     err = cls.__new__(cls)
-    WebsimError.__init__(err, message, **fields)
-    for name, value in fields.items():
-        setattr(err, name, value)
+    Exception.__init__(err, message)
     return err
 
 
