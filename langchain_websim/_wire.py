@@ -196,6 +196,10 @@ def build_headers(base_url: str, endpoint: Endpoint, extra: Mapping[str, str]) -
         # name may not contain ';', and strict servers answer 400, so the name goes bare.
         "websim-flags": "",
     }
+    # HTTP header names are case-insensitive: a caller's "User-Agent" replaces ours instead
+    # of travelling next to it as a second, conflicting header.
+    overridden = {name.lower() for name in extra}
+    headers = {name: value for name, value in headers.items() if name not in overridden}
     headers.update(extra)
     return headers
 
@@ -222,9 +226,7 @@ def image_prompt_from_messages(
     for msg in reversed(messages):
         if msg.get("role") != "user":
             break
-        content = msg.get("content")
-        if isinstance(content, str):
-            tail.append(content.strip())
+        tail.append(_text_of(msg.get("content")).strip())
     text = "\n".join(reversed(tail)).strip()
     if not text:
         raise ValueError(
@@ -232,6 +234,16 @@ def image_prompt_from_messages(
             "that describe the image"
         )
     return text
+
+
+def _text_of(content: Any) -> str:
+    # OpenAI-style content parts: the text parts describe the image; others carry no prompt.
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [p.get("text") for p in content if isinstance(p, Mapping)]
+        return "\n".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
+    return ""
 
 
 # --------------------------------------------------------------------------- responses
@@ -291,7 +303,7 @@ def _parse_object(
     except (ValueError, RecursionError):
         raise fail("the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise fail(f"expected a JSON object, got a JSON {type(data).__name__}")
+        raise fail(f"expected a JSON object, got {_json_type(data)}")
     return data
 
 
