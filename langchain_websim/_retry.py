@@ -27,12 +27,19 @@ class RetryPolicy:
     max_delay: float = 30.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ValueError(f"max_retries must be a whole number >= 0, got {self.max_retries!r}")
-        if self.base_delay < 0:
-            raise ValueError(f"retry_base_delay must be >= 0 seconds, got {self.base_delay!r}")
-        if self.max_delay < 0:
-            raise ValueError(f"retry_max_delay must be >= 0 seconds, got {self.max_delay!r}")
+        retries = self.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int):
+            raise TypeError(f"max_retries must be a whole number, got {retries!r}")
+        if retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {retries!r}")
+        for name, value in (
+            ("retry_base_delay", self.base_delay),
+            ("retry_max_delay", self.max_delay),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
     @property
     def max_attempts(self) -> int:
@@ -45,7 +52,8 @@ def _should_retry_status(status: int) -> bool:
 
 def _calculate_retry_timeout(policy: RetryPolicy, retry_number: int) -> float:
     """Delay before retry ``n`` (1, 2, ...): ``min(max, base * 2**n)`` less up to 25 % jitter."""
-    delay = min(policy.max_delay, policy.base_delay * math.pow(2, retry_number))
+    # The exponent is capped so a huge max_retries cannot overflow a float.
+    delay = min(policy.max_delay, policy.base_delay * 2.0 ** min(retry_number, 64))
     # Jitter spreads a burst of clients that were throttled together.
     return delay * (1 - 0.25 * random.random())
 
@@ -64,7 +72,7 @@ def _parse_retry_after_header(
             value = float(ms) / 1000
         except ValueError:
             value = -1.0
-        if value >= 0 and value == value:  # reject NaN
+        if math.isfinite(value) and value >= 0:
             return value
     raw = headers.get("retry-after")
     if raw is None:
@@ -81,6 +89,6 @@ def _parse_retry_after_header(
             parsed = parsed.replace(tzinfo=datetime.UTC)
         seconds = parsed.timestamp() - (time.time() if now is None else now)
         return max(0.0, seconds)
-    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+    if not math.isfinite(seconds) or seconds < 0:
         return None
     return seconds
