@@ -1,0 +1,378 @@
+"""``WebsimImageTool``: Websim's ``flux`` image generation as a LangChain tool.
+
+The tool is written for agent loops: the argument schema and descriptions are addressed to
+the model that fills them in, the content of the result is the image URL (what the model
+needs), the artifact is a structured record (what the application needs), and every failure
+comes back as a message the model can act on instead of an exception that ends the loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Self
+
+from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools.base import ArgsSchema, ToolExceptionHandlerOutput
+from langchain_core.utils import from_env
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SkipValidation,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic.v1 import ValidationError as ValidationErrorV1
+
+from langchain_websim import _wire
+from langchain_websim._client import WebsimClient, _validate_proxy
+from langchain_websim.errors import (
+    WebsimAPIError,
+    WebsimBlockedError,
+    WebsimConnectionError,
+    WebsimError,
+    WebsimRateLimitError,
+    WebsimResponseError,
+    WebsimTimeoutError,
+)
+
+__all__ = ["MAX_PROMPT_CHARS", "WebsimImageInput", "WebsimImageTool"]
+
+logger = logging.getLogger("langchain_websim")
+
+MAX_PROMPT_CHARS = 4000
+"""Longest prompt the tool accepts (after stripping).  Websim publishes no limit; image
+models read only the first few hundred tokens, and a cap keeps a runaway model from sending
+a whole document as a prompt."""
+
+_PROMPT_DESCRIPTION = (
+    "A detailed, self-contained description of the image to generate: subject, setting, "
+    "style (photo, watercolour, 3D render, ...), composition, lighting and colours. Plain "
+    f"text, at most {MAX_PROMPT_CHARS} characters. Do not put the aspect ratio here."
+)
+
+# The connection settings an explicit `client` already carries.
+_CONNECTION_FIELDS = (
+    "base_url",
+    "timeout",
+    "max_retries",
+    "retry_base_delay",
+    "retry_max_delay",
+    "proxy",
+)
+
+
+def _aspect_ratio_description(default: str) -> str:
+    return (
+        "Shape of the image as 'W:H'. Known values: '1:1' (square), '16:9' (landscape, wide), "
+        "'9:16' (portrait, tall); other small whole-number ratios such as '4:3' are passed "
+        f"to the service as they are. Leave it out for '{default}'."
+    )
+
+
+class WebsimImageInput(BaseModel):
+    """Arguments of ``websim_image_generation``."""
+
+    prompt: str = Field(
+        description=_PROMPT_DESCRIPTION,
+        json_schema_extra={"minLength": 1, "maxLength": MAX_PROMPT_CHARS},
+    )
+    aspect_ratio: str = Field(
+        default=_wire.DEFAULT_ASPECT_RATIO,
+        description=_aspect_ratio_description(_wire.DEFAULT_ASPECT_RATIO),
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _check_prompt(cls, value: str) -> str:
+        value = _wire.validate_prompt(value)
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(
+                f"prompt is {len(value)} characters long, the maximum is {MAX_PROMPT_CHARS}; "
+                "shorten it to the essential visual details"
+            )
+        return value
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _check_aspect_ratio(cls, value: str) -> str:
+        return _wire.validate_aspect_ratio(value)
+
+
+@functools.cache
+def _input_schema(default_aspect_ratio: str) -> type[WebsimImageInput]:
+    """The argument schema advertising ``default_aspect_ratio`` as the default.
+
+    BaseTool fills omitted arguments with the schema's defaults before ``_run`` sees them,
+    so the tool's own default has to live in the schema (where the model also reads it).
+    """
+    if default_aspect_ratio == _wire.DEFAULT_ASPECT_RATIO:
+        return WebsimImageInput
+    return create_model(
+        "WebsimImageInput",
+        __base__=WebsimImageInput,
+        __module__=__name__,
+        aspect_ratio=(
+            str,
+            Field(
+                default=default_aspect_ratio,
+                description=_aspect_ratio_description(default_aspect_ratio),
+            ),
+        ),
+    )
+
+
+def describe_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str:
+    """Tool output for arguments that fail the schema: each field and what is wrong."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item.get("loc", ())) or "arguments"
+        message = str(item.get("msg", "invalid value")).removeprefix("Value error, ")
+        problems.append(message if message.startswith(field) else f"{field}: {message}")
+    return f"Invalid arguments: {'; '.join(problems)}. Fix these arguments and call the tool again."
+
+
+class WebsimImageTool(BaseTool):
+    """Generate an image with Websim's ``flux`` model; returns the image URL.
+
+    Invoked with plain arguments it returns the URL; invoked with a ``ToolCall`` it returns
+    a ``ToolMessage`` whose content is the URL and whose ``artifact`` is
+    ``{"url", "prompt", "aspect_ratio", "model", "project_id"}``.
+
+    Service failures and invalid arguments come back as tool output (a ``ToolMessage`` with
+    ``status="error"`` for a tool call) so an agent can react; set
+    ``handle_tool_error=False`` / ``handle_validation_error=False`` to get the
+    ``ToolException`` (its ``__cause__`` is the typed ``Websim*`` error) or the
+    ``ValidationError`` raised instead.
+
+    Without ``client``, the tool uses ``WebsimClient.shared(...)`` for its settings, resolved
+    on the first call: tools and models with the same settings share one connection pool.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str = "websim_image_generation"
+    description: str = (
+        "Generate an image from a text description with the flux image model. Use it when "
+        "the user asks for a picture, illustration, photo, drawing, logo or any other visual. "
+        "Give a detailed prompt and, if the shape matters, an aspect_ratio ('1:1' square, "
+        "'16:9' landscape, '9:16' portrait). Returns the URL of the generated image; show "
+        "or link that URL to the user. Every call creates a new image, so call it again "
+        "with an adjusted prompt to revise one."
+    )
+    args_schema: Annotated[ArgsSchema | None, SkipValidation()] = WebsimImageInput
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool | str | Callable[[ToolException], ToolExceptionHandlerOutput] | None = (
+        True
+    )
+    handle_validation_error: (
+        bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
+    ) = describe_invalid_arguments
+
+    base_url: str | None = Field(default_factory=from_env(_wire.BASE_URL_ENV, default=None))
+    """Service root; default ``$WEBSIM_BASE_URL`` (read at construction), else websim.ai."""
+    timeout: float = Field(default=120.0, gt=0)
+    """Seconds allowed for each attempt."""
+    max_retries: int = Field(default=2, ge=0)
+    """Retries after the first attempt, for 408/409/429/5xx, connection errors, timeouts."""
+    retry_base_delay: float = Field(default=1.0, ge=0)
+    """Backoff base in seconds; see ``WebsimClient``."""
+    retry_max_delay: float = Field(default=30.0, ge=0)
+    """Cap on any wait between attempts; a longer ``Retry-After`` fails at once."""
+    proxy: str | None = None
+    """``http://[user:pass@]host:port`` proxy for every request."""
+    client: WebsimClient | None = Field(default=None, exclude=True)
+    """An explicit client; it replaces all the connection settings above."""
+    default_aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
+    """Aspect ratio used when the model leaves ``aspect_ratio`` out."""
+    project_id: str | None = None
+    """Fixed project id for every call; default: a fresh image project id per call."""
+
+    _shared_client: WebsimClient | None = PrivateAttr(default=None)
+
+    # ------------------------------------------------------------------ validation
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        return None if value is None else _wire.normalize_base_url(value)
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        return _validate_proxy(value)
+
+    @field_validator("default_aspect_ratio")
+    @classmethod
+    def _check_default_aspect_ratio(cls, value: str) -> str:
+        return _wire.validate_aspect_ratio(value)
+
+    @field_validator("project_id")
+    @classmethod
+    def _check_project_id(cls, value: str | None) -> str | None:
+        return None if value is None else _wire.validate_project_id(value)
+
+    @model_validator(mode="after")
+    def _finish(self) -> Self:
+        if self.client is not None:
+            clashing = sorted(set(_CONNECTION_FIELDS) & self.model_fields_set)
+            if clashing:
+                raise ValueError(
+                    f"pass either client=... or {', '.join(clashing)}, not both: an explicit "
+                    "client already carries its own connection settings"
+                )
+        if self.args_schema is WebsimImageInput:
+            self.args_schema = _input_schema(self.default_aspect_ratio)
+        return self
+
+    # ------------------------------------------------------------------ the client
+
+    def _get_client(self) -> WebsimClient:
+        if self.client is not None:
+            return self.client
+        client = self._shared_client
+        if client is None or client.closed:
+            client = WebsimClient.shared(
+                self.base_url,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                retry_base_delay=self.retry_base_delay,
+                retry_max_delay=self.retry_max_delay,
+                proxy=self.proxy,
+            )
+            self._shared_client = client
+        return client
+
+    # ------------------------------------------------------------------ running
+
+    def _run(self, prompt: str, aspect_ratio: str | None = None) -> tuple[str, dict[str, Any]]:
+        client = self._get_client()
+        ratio = aspect_ratio or self.default_aspect_ratio
+        try:
+            image = client.run_sync(
+                client.agenerate_image(prompt, aspect_ratio=ratio, project_id=self.project_id)
+            )
+        except WebsimError as err:
+            raise _tool_error(err) from err
+        return image.url, _artifact(image.url, image.prompt, image.aspect_ratio, image.project_id)
+
+    async def _arun(
+        self, prompt: str, aspect_ratio: str | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        client = self._get_client()
+        ratio = aspect_ratio or self.default_aspect_ratio
+        try:
+            image = await client.agenerate_image(
+                prompt, aspect_ratio=ratio, project_id=self.project_id
+            )
+        except WebsimError as err:
+            raise _tool_error(err) from err
+        return image.url, _artifact(image.url, image.prompt, image.aspect_ratio, image.project_id)
+
+    # ------------------------------------------------------------------ copy and pickle
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # A client is a connection pool with a loop thread: copies share it, never clone it.
+        memo = {} if memo is None else memo
+        for client in (self.client, self._shared_client):
+            if client is not None:
+                memo[id(client)] = client
+        return super().__deepcopy__(memo)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = dict(super().__getstate__())
+        fields = dict(state["__dict__"])
+        if isinstance(fields.get("client"), WebsimClient):
+            # Sessions and threads cannot cross a pickle; the configuration can.
+            state["websim_client_config"] = _client_config(fields["client"])
+            fields["client"] = None
+        if fields.get("args_schema") is _input_schema(fields["default_aspect_ratio"]):
+            fields["args_schema"] = WebsimImageInput  # derived schemas are rebuilt on load
+        state["__dict__"] = fields
+        private = dict(state.get("__pydantic_private__") or {})
+        private["_shared_client"] = None
+        state["__pydantic_private__"] = private
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        config = state.get("websim_client_config")
+        if config is not None:
+            self.__dict__["client"] = WebsimClient.shared(**config)
+        if self.__dict__.get("args_schema") is WebsimImageInput:
+            self.__dict__["args_schema"] = _input_schema(self.default_aspect_ratio)
+
+
+def _artifact(url: str, prompt: str, aspect_ratio: str, project_id: str) -> dict[str, Any]:
+    return {
+        "url": url,
+        "prompt": prompt,
+        "aspect_ratio": aspect_ratio,
+        "model": _wire.DEFAULT_IMAGE_MODEL,
+        "project_id": project_id,
+    }
+
+
+def _client_config(client: WebsimClient) -> dict[str, Any]:
+    return {
+        "base_url": client.base_url,
+        "timeout": client.timeout,
+        "max_retries": client.retry.max_retries,
+        "retry_base_delay": client.retry.base_delay,
+        "retry_max_delay": client.retry.max_delay,
+        "proxy": client.proxy,
+        "headers": dict(client.headers),
+        "max_connections": client.max_connections,
+    }
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
+
+
+def _tool_error(err: WebsimError) -> ToolException:
+    """A message that tells an agent what happened and what it can do about it."""
+    tries = _attempts(err.attempts)
+    if isinstance(err, WebsimRateLimitError):
+        if err.retry_after is not None:
+            hint = f"rate limited; retry after {err.retry_after:g} s"
+        else:
+            hint = f"rate limited after {tries}; wait a minute before retrying"
+    elif isinstance(err, WebsimBlockedError):
+        hint = (
+            f"blocked by a challenge page (HTTP {err.status_code}) before reaching the image "
+            "service; retrying now will not help, tell the user image generation is "
+            "unavailable at the moment"
+        )
+    elif isinstance(err, WebsimTimeoutError):
+        each = f" of {err.timeout:g} s each" if err.timeout is not None else ""
+        hint = f"timed out after {tries}{each}; try again later"
+    elif isinstance(err, WebsimConnectionError):
+        hint = f"could not reach the image service after {tries}; try again later"
+    elif isinstance(err, WebsimResponseError):
+        hint = f"the image service sent an unusable answer ({err.problem}); calling again may work"
+    elif isinstance(err, WebsimAPIError) and 400 <= err.status_code < 500:
+        detail = f": {_wire.excerpt(err.body, 200)}" if err.body else ""
+        hint = (
+            f"the image service rejected the request with HTTP {err.status_code}{detail}; "
+            "change the prompt or aspect_ratio before calling again"
+        )
+    elif isinstance(err, WebsimAPIError) and 300 <= err.status_code < 400:
+        hint = (
+            f"the image service redirected the request (HTTP {err.status_code}); the tool's "
+            "base_url is misconfigured, retrying will not help"
+        )
+    elif isinstance(err, WebsimAPIError):
+        hint = (
+            f"the image service failed with HTTP {err.status_code} after {tries}; try again later"
+        )
+    else:
+        hint = str(err)
+    # The handled message reaches only the model; keep the full diagnostics in the log.
+    logger.warning("websim_image_generation failed: %s", err)
+    return ToolException(f"Image generation failed: {hint}.")
