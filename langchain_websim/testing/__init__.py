@@ -1,0 +1,17 @@
+"""Test helpers: ``WebsimEmulator``, a local Websim API for offline tests.
+
+```python
+from langchain_websim.testing import WebsimEmulator
+
+with WebsimEmulator() as emu:
+    client = WebsimClient(base_url=emu.base_url)
+```
+"""
+
+from __future__ import annotations
+
+from langchain_websim.testing._emulator import WebsimEmulator
+from langchain_websim.testing._records import RecordedRequest
+from langchain_websim.testing._server import ChatResponder
+
+__all__ = ["ChatResponder", "RecordedRequest", "WebsimEmulator"]

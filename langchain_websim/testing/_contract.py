@@ -1,0 +1,184 @@
+"""Contract checks the emulator runs on every API request.
+
+Each check adds a plain-language violation instead of stopping at the first, so one 400
+answer (and one recorded request) tells a test everything that was wrong.  Formats come from
+``_wire``, the same module the client builds requests with.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from langchain_websim import _wire
+
+REQUIRED_HEADERS = ("accept", "accept-language", "origin", "referer", "user-agent")
+FLAGS_HEADER = "websim-flags"
+
+_CHAT_KEYS = frozenset({"project_id", "messages", "json"})
+_IMAGE_KEYS = frozenset({"project_id", "prompt", "aspect_ratio"})
+
+
+def check_headers(
+    raw_headers: Sequence[tuple[str, str]], allowed_origins: Sequence[str]
+) -> list[str]:
+    problems: list[str] = []
+    headers = {name.lower(): value for name, value in raw_headers}
+    for name, _ in raw_headers:
+        if ";" in name:
+            problems.append(f"header name {name!r} contains ';' (send 'websim-flags' bare)")
+    content_type = headers.get("content-type")
+    if content_type is None:
+        problems.append(f"missing header content-type (expected {_wire.CONTENT_TYPE!r})")
+    elif _squash(content_type) != _squash(_wire.CONTENT_TYPE):
+        problems.append(
+            f"content-type is {content_type!r}, expected {_wire.CONTENT_TYPE!r} "
+            "(the body is JSON text sent as text/plain)"
+        )
+    for name in REQUIRED_HEADERS:
+        if not headers.get(name, "").strip():
+            problems.append(f"missing header {name}")
+    if FLAGS_HEADER not in headers:
+        problems.append(f"missing header {FLAGS_HEADER} (sent with an empty value)")
+    elif headers[FLAGS_HEADER] != "":
+        problems.append(f"header {FLAGS_HEADER} must be empty, got {headers[FLAGS_HEADER]!r}")
+    origin = headers.get("origin", "").strip()
+    if origin and origin not in allowed_origins:
+        problems.append(f"origin is {origin!r}, expected {allowed_origins[0]!r}")
+    referer = headers.get("referer", "").strip()
+    if referer and not any(referer.startswith(o + "/") or referer == o for o in allowed_origins):
+        problems.append(f"referer {referer!r} does not start with {allowed_origins[0]!r}")
+    return problems
+
+
+def parse_body(raw: bytes) -> tuple[Any, list[str]]:
+    """The JSON body (or ``None``) and what was wrong with it."""
+    if not raw:
+        return None, ["the body is empty; expected a JSON object"]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [f"the body is not valid UTF-8 ({exc.reason} at byte {exc.start})"]
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return None, [f"the body is not valid JSON ({exc})"]
+    if not isinstance(data, dict):
+        return data, [f"the body is a JSON {type(data).__name__}, expected an object"]
+    return data, []
+
+
+def check_body(
+    endpoint: _wire.Endpoint, body: Mapping[str, Any], require_project_id_format: bool
+) -> list[str]:
+    problems = _check_project_id(endpoint, body, require_project_id_format)
+    allowed = _CHAT_KEYS if endpoint is _wire.CHAT else _IMAGE_KEYS
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        problems.append(f"unexpected field(s) {', '.join(map(repr, unknown))}")
+    if endpoint is _wire.CHAT:
+        problems += _check_chat(body)
+    else:
+        problems += _check_image(body)
+    return problems
+
+
+def _check_project_id(
+    endpoint: _wire.Endpoint, body: Mapping[str, Any], require_format: bool
+) -> list[str]:
+    if "project_id" not in body:
+        return ["missing field 'project_id'"]
+    project_id = body["project_id"]
+    if not isinstance(project_id, str) or not project_id.strip():
+        return [f"'project_id' must be a non-empty string, got {project_id!r}"]
+    if require_format and not endpoint.project_id_re.match(project_id):
+        return [
+            f"'project_id' {project_id!r} does not match the {endpoint.name} format "
+            f"{endpoint.project_id_re.pattern}"
+        ]
+    return []
+
+
+def _check_chat(body: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    if "json" in body and body["json"] is not True:
+        problems.append(f"'json' may only be true (JSON mode), got {body['json']!r}")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return [*problems, f"'messages' must be a non-empty list, got {_short(messages)}"]
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict):
+            problems.append(f"message {i} must be an object, got {_short(msg)}")
+            continue
+        extra = sorted(set(msg) - {"role", "content"})
+        if extra:
+            problems.append(f"message {i} has unexpected field(s) {', '.join(map(repr, extra))}")
+        if msg.get("role") not in _wire.CHAT_ROLES:
+            problems.append(
+                f"message {i} has role {msg.get('role')!r}, "
+                f"expected one of {', '.join(_wire.CHAT_ROLES)}"
+            )
+        problems += _check_content(i, msg.get("content"))
+    return problems
+
+
+def _check_content(i: int, content: Any) -> list[str]:
+    if isinstance(content, str):
+        return []
+    if not isinstance(content, list):
+        return [f"message {i} content must be a string or a list of parts, got {_short(content)}"]
+    problems: list[str] = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            problems.append(f"message {i} part {j} must be an object with a string 'type'")
+        elif part["type"] == "text" and not isinstance(part.get("text"), str):
+            problems.append(f"message {i} part {j} is a text part without a string 'text'")
+    return problems
+
+
+def _check_image(body: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        problems.append(f"'prompt' must be a non-empty string, got {_short(prompt)}")
+    aspect_ratio = body.get("aspect_ratio")
+    if aspect_ratio is None:
+        problems.append("missing field 'aspect_ratio' (e.g. '1:1')")
+    else:
+        try:
+            if _wire.validate_aspect_ratio(aspect_ratio) != aspect_ratio:
+                problems.append(f"'aspect_ratio' {aspect_ratio!r} has surrounding white space")
+        except (TypeError, ValueError) as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def user_text(messages: Any) -> str:
+    """Text of the last user message (text parts joined by newlines); '' if there is none."""
+    if not isinstance(messages, list):
+        return ""
+    for msg in reversed(messages):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "\n".join(
+                    p["text"]
+                    for p in content
+                    if isinstance(p, dict)
+                    and p.get("type") == "text"
+                    and isinstance(p.get("text"), str)
+                )
+            return ""
+    return ""
+
+
+def _squash(value: str) -> str:
+    return "".join(value.split()).lower()
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= 80 else text[:79] + "…"

@@ -1,0 +1,285 @@
+"""The emulator's HTTP side: routing, contract checks, scripted and default answers.
+
+A low-level ``aiohttp.web.Server`` (no ``Application``) is used so that requests aiohttp's
+own HTTP parser refuses -- such as the original client's ``websim-flags;`` header name --
+can be answered with the same JSON error body as every other contract violation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestHandler
+
+from langchain_websim import _wire
+from langchain_websim.testing._contract import check_body, check_headers, parse_body, user_text
+from langchain_websim.testing._records import RecordedRequest, RequestLog
+from langchain_websim.testing._script import Script, ScriptBook
+
+logger = logging.getLogger("langchain_websim.testing")
+
+ChatResponder = Callable[[list[dict[str, Any]], dict[str, Any]], "str | dict[str, Any]"]
+
+_FILLER_CHUNK = b"x" * (64 * 1024)
+_IMAGE_PATH = re.compile(r"^/images/([A-Za-z0-9_-]{1,128})\.png$")
+_PATHS = {_wire.CHAT.path: _wire.CHAT, _wire.IMAGE.path: _wire.IMAGE}
+_SHUTDOWN_TIMEOUT = 2.0
+
+
+def _tiny_png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1 pixel, 8-bit RGB
+    pixels = zlib.compress(b"\x00\x4a\x90\xe2")  # filter byte + one blue pixel
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+PNG = _tiny_png()
+
+
+@dataclass(slots=True)
+class Settings:
+    strict: bool
+    require_project_id_format: bool
+    chat_responder: ChatResponder | None
+
+
+class EmulatorServer:
+    """Runs on the emulator's own event loop; everything here is called on that loop."""
+
+    def __init__(self, settings: Settings, log: RequestLog, scripts: ScriptBook) -> None:
+        self.settings = settings
+        self._log = log
+        self._scripts = scripts
+        self._runner: web.ServerRunner | None = None
+        self._closing: asyncio.Event | None = None
+        self.base_url = ""
+
+    async def open(self, host: str, port: int) -> str:
+        self._closing = asyncio.Event()
+        server = _JsonErrorServer(self._handle)
+        runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.base_url = f"http://{shown}:{bound_port}"
+        return self.base_url
+
+    async def close(self) -> None:
+        if self._closing is not None:
+            # Wakes delayed and streaming answers so they end now instead of at their timers.
+            self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ----------------------------------------------------------------------- routing
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        endpoint = _PATHS.get(request.path)
+        if endpoint is not None:
+            if request.method != "POST":
+                return _json(405, {"error": f"{request.path} takes POST"}, {"Allow": "POST"})
+            return await self._api(endpoint, request)
+        if _IMAGE_PATH.match(request.path):
+            if request.method not in ("GET", "HEAD"):
+                return _json(405, {"error": "images take GET"}, {"Allow": "GET, HEAD"})
+            return web.Response(body=PNG, content_type="image/png")
+        return _json(404, {"error": f"no such path: {request.path}"})
+
+    async def _api(self, endpoint: _wire.Endpoint, request: web.BaseRequest) -> web.StreamResponse:
+        raw = await request.content.read()
+        raw_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+        headers: dict[str, str] = {}
+        for name, value in raw_headers:
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        body, violations = parse_body(raw)
+        origins = [self.base_url]
+        if request.host:
+            origins.append(f"http://{request.host}")
+        violations = check_headers(raw_headers, origins) + violations
+        if isinstance(body, dict):
+            violations += check_body(endpoint, body, self.settings.require_project_id_format)
+
+        script: Script | None = None
+        if violations and self.settings.strict:
+            response: web.StreamResponse | None = _json(
+                400, {"error": "the request breaks the Websim contract", "violations": violations}
+            )
+        else:
+            script = self._scripts.next(endpoint.name)
+            response = self._scripted(endpoint, script, body) if script else None
+            if response is None and (script is None or not script.drop):
+                response = self._default(endpoint, body)
+        status = None if script is not None and script.drop else _status_of(response, script)
+        self._log.append(
+            RecordedRequest(
+                endpoint=endpoint.name,
+                method=request.method,
+                path=request.path,
+                headers=headers,
+                body=body,
+                raw=raw,
+                time=time.monotonic(),
+                status=status,
+                violations=violations,
+            )
+        )
+        if script is not None and script.delay and not await self._pause(script.delay):
+            return _abort(request)
+        if script is not None and script.drop:
+            return _abort(request)
+        if script is not None and script.body_size is not None:
+            return await self._stream(request, script)
+        assert response is not None
+        return response
+
+    # ----------------------------------------------------------------------- answers
+
+    def _scripted(
+        self, endpoint: _wire.Endpoint, script: Script, body: Any
+    ) -> web.StreamResponse | None:
+        if script.drop or script.body_size is not None:
+            return None
+        if script.body is None:
+            if 200 <= script.status < 300:
+                answer = self._default(endpoint, body)
+                answer.set_status(script.status)
+                answer.headers.update(script.headers)
+                return answer
+            return _json(script.status, {"error": f"scripted {script.status}"}, script.headers)
+        resp = web.Response(status=script.status, body=script.body, headers=script.headers)
+        resp.content_type = (script.content_type or "application/octet-stream").split(";")[0]
+        # Response.content_type drops parameters; the raw header keeps the script's exact value.
+        if script.content_type:
+            resp.headers["Content-Type"] = script.content_type
+        return resp
+
+    def _default(self, endpoint: _wire.Endpoint, body: Any) -> web.Response:
+        data = body if isinstance(body, dict) else {}
+        if endpoint is _wire.IMAGE:
+            key = f"{data.get('prompt', '')}{data.get('aspect_ratio', '')}"
+            name = hashlib.sha256(key.encode()).hexdigest()[:16]
+            return _json(200, {"url": f"{self.base_url}/images/{name}.png"})
+        messages = data.get("messages")
+        responder = self.settings.chat_responder
+        if responder is None:
+            return _json(200, {"content": f"Echo: {user_text(messages)}"})
+        try:
+            answer = responder(messages if isinstance(messages, list) else [], data)
+        except Exception as exc:
+            logger.exception("the emulator's chat responder raised")
+            return _json(500, {"error": f"chat responder raised {type(exc).__name__}: {exc}"})
+        if isinstance(answer, str):
+            return _json(200, {"content": answer})
+        if isinstance(answer, dict):
+            return _json(200, answer)
+        return _json(
+            500, {"error": f"chat responder returned {type(answer).__name__}, expected str or dict"}
+        )
+
+    async def _pause(self, delay: float) -> bool:
+        """Sleep without blocking other requests; False if the emulator stops meanwhile."""
+        assert self._closing is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._closing.wait()
+                return False
+        return True
+
+    async def _stream(self, request: web.BaseRequest, script: Script) -> web.StreamResponse:
+        assert self._closing is not None and script.body_size is not None
+        resp = web.StreamResponse(status=script.status, headers=script.headers)
+        resp.content_type = "application/octet-stream"
+        if script.content_type:
+            resp.headers["Content-Type"] = script.content_type
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        left = script.body_size
+        try:
+            while left > 0 and not self._closing.is_set():
+                piece = _FILLER_CHUNK if left >= len(_FILLER_CHUNK) else _FILLER_CHUNK[:left]
+                await resp.write(piece)
+                left -= len(piece)
+            if left:
+                return _abort(request)
+            await resp.write_eof()
+        except ConnectionError:
+            # The client stopped reading (a size cap, a timeout): nothing left to answer.
+            return _abort(request)
+        return resp
+
+
+class _JsonErrorHandler(RequestHandler):
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status != 400 or not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        # A malformed request is an expected test input here, not a server fault: answer it
+        # like any other contract violation, without an error-level traceback.
+        self.logger.debug("malformed request refused by the HTTP parser", exc_info=exc)
+        problem = " ".join(str(message or exc).split())
+        resp = _json(400, {"error": "malformed HTTP request", "violations": [problem]})
+        resp.force_close()
+        return resp
+
+
+class _JsonErrorServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(data, ensure_ascii=False),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _status_of(response: web.StreamResponse | None, script: Script | None) -> int:
+    if response is not None:
+        return response.status
+    assert script is not None
+    return script.status
+
+
+def _abort(request: web.BaseRequest) -> web.StreamResponse:
+    """Close the connection without (finishing) an answer; the client sees a disconnect."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    # Never sent: writing it to the aborted transport fails, which aiohttp treats as the
+    # client having gone away (logged at debug level only).
+    return web.Response(status=499)
