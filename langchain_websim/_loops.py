@@ -25,14 +25,20 @@ T = TypeVar("T")
 _CLOSE_TIMEOUT = 10.0
 
 
+Keeper = AsyncGenerator[None, None]
+
+# Strong references to every parked keeper.  The loop itself only holds its async generators
+# weakly; without this, a client dropped while its loop lives would take its session down in
+# garbage collection ("Unclosed client session") instead of at the loop's shutdown.
+_KEEPERS: dict[aiohttp.ClientSession, Keeper] = {}
+
+
 class LoopSessions:
     """Hands out the session for the running loop, creating it on first use."""
 
     def __init__(self, factory: Callable[[], aiohttp.ClientSession]) -> None:
         self._factory = factory
-        self._by_loop: dict[
-            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, AsyncGenerator[None, None]]
-        ] = {}
+        self._by_loop: dict[asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, Keeper]] = {}
 
     def __len__(self) -> int:
         return sum(1 for session, _ in self._by_loop.values() if not session.closed)
@@ -47,22 +53,14 @@ class LoopSessions:
     async def _open(self, loop: asyncio.AbstractEventLoop) -> aiohttp.ClientSession:
         self._forget_dead_loops()
         session = self._factory()
-        keeper = self._keeper(loop, session)
+        # The keeper must not reference the client (only this dict), or a parked keeper
+        # would keep a dropped client alive for as long as its loop runs.
+        keeper = _keeper(self._by_loop, loop, session)
         # Registered before the first await, so concurrent first calls share this session.
         self._by_loop[loop] = (session, keeper)
+        _KEEPERS[session] = keeper
         await keeper.__anext__()
         return session
-
-    async def _keeper(
-        self, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession
-    ) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            entry = self._by_loop.get(loop)
-            if entry is not None and entry[0] is session:
-                del self._by_loop[loop]
-            await session.close()
 
     def _forget_dead_loops(self) -> None:
         for loop in [lp for lp in self._by_loop if lp.is_closed()]:
@@ -70,9 +68,9 @@ class LoopSessions:
             _abandon(session)
 
     async def aclose_current(self) -> None:
-        entry = self._by_loop.pop(asyncio.get_running_loop(), None)
+        entry = self._by_loop.get(asyncio.get_running_loop())
         if entry is not None:
-            await entry[0].close()
+            await entry[1].aclose()
 
     def close_all(self) -> None:
         """Close every session from any thread, each the way its loop's state allows."""
@@ -80,24 +78,40 @@ class LoopSessions:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             current = None
-        for loop, (session, _) in list(self._by_loop.items()):
-            self._by_loop.pop(loop, None)
+        for loop, (session, keeper) in list(self._by_loop.items()):
             if session.closed:
-                continue
-            if loop.is_closed():
+                self._by_loop.pop(loop, None)
+                _KEEPERS.pop(session, None)
+            elif loop.is_closed():
+                self._by_loop.pop(loop, None)
                 _abandon(session)
             elif loop is current:
                 # We cannot block our own loop: close in the background, keeping a reference.
-                task = loop.create_task(session.close())
+                task = loop.create_task(keeper.aclose())
                 _PENDING.add(task)
                 task.add_done_callback(_PENDING.discard)
             elif loop.is_running():
-                fut = asyncio.run_coroutine_threadsafe(session.close(), loop)
+                fut = asyncio.run_coroutine_threadsafe(keeper.aclose(), loop)
                 with contextlib.suppress(Exception):
                     fut.result(_CLOSE_TIMEOUT)
             else:
                 with contextlib.suppress(Exception):
-                    loop.run_until_complete(session.close())
+                    loop.run_until_complete(keeper.aclose())
+
+
+async def _keeper(
+    by_loop: dict[asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, Keeper]],
+    loop: asyncio.AbstractEventLoop,
+    session: aiohttp.ClientSession,
+) -> Keeper:
+    try:
+        yield
+    finally:
+        entry = by_loop.get(loop)
+        if entry is not None and entry[0] is session:
+            del by_loop[loop]
+        _KEEPERS.pop(session, None)
+        await session.close()
 
 
 _PENDING: set[asyncio.Task[None]] = set()
@@ -110,6 +124,7 @@ def _abandon(session: aiohttp.ClientSession) -> None:
     left alone, the session and its sockets would warn when garbage-collected.  Close the
     pooled sockets directly and mark session and connector closed.
     """
+    _KEEPERS.pop(session, None)
     connector = session.connector
     session.detach()
     if connector is None:
@@ -151,7 +166,13 @@ class BackgroundLoop:
                 def serve() -> None:
                     asyncio.set_event_loop(loop)
                     loop.call_soon(ready.set)
-                    loop.run_forever()
+                    try:
+                        loop.run_forever()
+                    finally:
+                        # Wound down here, on the loop's own thread, whoever asked to stop
+                        # (including a finalizer that happened to run on this thread).
+                        loop.run_until_complete(_wind_down())
+                        loop.close()
 
                 thread = threading.Thread(target=serve, name=self._name, daemon=True)
                 thread.start()
@@ -184,10 +205,23 @@ class BackgroundLoop:
         if threading.current_thread() is thread:
             loop.call_soon(loop.stop)
             return
-        # shutdown_asyncgens closes the session keeper parked on this loop.
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(_CLOSE_TIMEOUT)
-        loop.call_soon_threadsafe(loop.stop)
+        with contextlib.suppress(RuntimeError):  # already closed
+            loop.call_soon_threadsafe(loop.stop)
         thread.join(_CLOSE_TIMEOUT)
-        if not thread.is_alive():
-            loop.close()
+
+
+async def _wind_down() -> None:
+    """What ``asyncio.run`` does before closing a loop, so nothing is left half-open.
+
+    In-flight calls (a sync call racing ``close()``) are cancelled, so no caller waits
+    forever on a loop that no longer runs; ``shutdown_asyncgens`` then runs the session
+    keepers, which close their sessions.
+    """
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks(loop) if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await loop.shutdown_asyncgens()
+    await loop.shutdown_default_executor()
