@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import math
 import os
 import threading
 import time
@@ -16,11 +17,10 @@ import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from langchain_websim import _wire
+from langchain_websim import _transport, _wire
 from langchain_websim._loops import BackgroundLoop, LoopSessions
 from langchain_websim._retry import (
     RetryPolicy,
@@ -28,21 +28,23 @@ from langchain_websim._retry import (
     _parse_retry_after_header,
     _should_retry_status,
 )
-from langchain_websim.errors import (
-    WebsimAPIError,
-    WebsimBlockedError,
-    WebsimConnectionError,
-    WebsimError,
-    WebsimRateLimitError,
-    WebsimResponseError,
-    WebsimTimeoutError,
-)
+from langchain_websim._transport import redact_text, redact_url
+from langchain_websim._transport import validate_proxy as _validate_proxy
+from langchain_websim.errors import WebsimBlockedError, WebsimError, WebsimResponseError
 
 logger = logging.getLogger("langchain_websim")
 
 T = TypeVar("T")
 
-_READ_CHUNK = 64 * 1024
+__all__ = [
+    "WebsimChatResponse",
+    "WebsimClient",
+    "WebsimImageResponse",
+    "_validate_proxy",
+    "redact_text",
+    "redact_url",
+    "resolve_base_url",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +102,16 @@ class WebsimClient:
         max_connections: int = 100,
     ) -> None:
         self.base_url = _wire.normalize_base_url(resolve_base_url(base_url))
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        if not isinstance(max_connections, int) or max_connections < 1:
-            raise ValueError(
-                f"max_connections must be a whole number >= 1, got {max_connections!r}"
-            )
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise TypeError(f"max_connections must be a whole number, got {max_connections!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
         self.timeout = float(timeout)
-        self.retry = RetryPolicy(max_retries, float(retry_base_delay), float(retry_max_delay))
+        self.retry = RetryPolicy(max_retries, retry_base_delay, retry_max_delay)
         self.proxy = _validate_proxy(proxy)
         self.headers = _wire.validate_headers(headers)
         self.max_connections = max_connections
@@ -118,6 +122,9 @@ class WebsimClient:
         self._urls = {name: self.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
         self._sessions = LoopSessions(self._new_session)
         self._background = BackgroundLoop()
+        # A client dropped without close() must not leave its loop thread running; the
+        # callback holds the loop, not the client, so the client can still be collected.
+        self._finalizer = weakref.finalize(self, self._background.stop)
         self._closed = False
         _LIVE_CLIENTS.add(self)
 
@@ -240,14 +247,15 @@ class WebsimClient:
     ) -> WebsimClient:
         """The process-wide client for this configuration, so instances share one pool."""
         resolved = _wire.normalize_base_url(resolve_base_url(base_url))
+        # 1 == 1.0 as dict keys, so timeout=120 and timeout=120.0 share a client.
         key = (
             resolved,
-            float(timeout),
+            timeout,
             max_retries,
-            float(retry_base_delay),
-            float(retry_max_delay),
+            retry_base_delay,
+            retry_max_delay,
             proxy,
-            tuple(sorted((headers or {}).items())),
+            tuple(sorted(_wire.validate_headers(headers).items())),
             max_connections,
         )
         client = _SHARED.get(key)
@@ -272,14 +280,7 @@ class WebsimClient:
     # ------------------------------------------------------------------ the send path
 
     def _new_session(self) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
-        return aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-            # The request headers are set per endpoint; no cookies or env proxies leak in.
-            cookie_jar=aiohttp.DummyCookieJar(),
-            trust_env=False,
-        )
+        return _transport.new_session(self.timeout, self.max_connections)
 
     @staticmethod
     def _project_id(endpoint: _wire.Endpoint, project_id: str | None) -> str:
@@ -297,39 +298,38 @@ class WebsimClient:
         if self._closed:
             raise RuntimeError("this WebsimClient is closed; create a new one")
         session = await self._sessions.get()
-        url = self._urls[endpoint.name]
-        headers = self._request_headers[endpoint.name]
+        url, headers = self._urls[endpoint.name], self._request_headers[endpoint.name]
         started = time.perf_counter()
         attempt = 0
         while True:
             attempt += 1
+            retry_after: float | None = None
             try:
-                status, content_type, resp_headers, raw = await self._attempt(
-                    session, endpoint, url, headers, body
-                )
+                answer = await _transport.post(session, endpoint, url, headers, body, self.proxy)
             except WebsimResponseError as exc:  # body over the cap
                 exc.attempts = attempt
                 raise
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                error: WebsimError = self._connection_error(endpoint, url, exc, attempt)
-                delay = self._retry_delay(attempt, None, retryable=_is_transient(exc))
+                error: WebsimError = _transport.connection_error(
+                    endpoint, url, exc, attempt, timeout=self.timeout, proxy=self.proxy
+                )
+                retryable = _transport.is_transient(exc)
                 reason = type(exc).__name__
             else:
+                status, content_type, resp_headers, raw = answer
                 if 200 <= status < 300:
                     try:
                         return parse(status, url, content_type, raw), attempt, _since(started)
                     except WebsimResponseError as exc:
                         exc.attempts = attempt
                         raise
-                error = self._status_error(
-                    endpoint, url, status, content_type, resp_headers, raw, attempt
-                )
-                retry_after = getattr(error, "retry_after", None)
+                retry_after = _parse_retry_after_header(resp_headers)
+                error = _transport.status_error(endpoint, url, answer, attempt, retry_after)
                 retryable = _should_retry_status(status) and not isinstance(
                     error, WebsimBlockedError
                 )
-                delay = self._retry_delay(attempt, retry_after, retryable=retryable)
                 reason = f"HTTP {status}"
+            delay = self._retry_delay(attempt, retry_after, retryable=retryable)
             if delay is None:
                 raise error
             logger.warning(
@@ -354,154 +354,19 @@ class WebsimClient:
             return retry_after if retry_after <= self.retry.max_delay else None
         return _calculate_retry_timeout(self.retry, attempt)
 
-    async def _attempt(
-        self,
-        session: aiohttp.ClientSession,
-        endpoint: _wire.Endpoint,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes,
-    ) -> tuple[int, str, Mapping[str, str], bytes]:
-        async with session.post(
-            url, data=body, headers=headers, proxy=self.proxy, allow_redirects=False
-        ) as resp:
-            content_type = resp.headers.get("content-type", "")
-            length = resp.content_length
-            if length is not None and length <= _wire.MAX_BODY_BYTES:
-                raw = await resp.read()
-            else:
-                raw = await _read_capped(resp, endpoint, url)
-            return resp.status, content_type, resp.headers, raw
-
-    def _status_error(
-        self,
-        endpoint: _wire.Endpoint,
-        url: str,
-        status: int,
-        content_type: str,
-        headers: Mapping[str, str],
-        raw: bytes,
-        attempts: int,
-    ) -> WebsimAPIError:
-        common: dict[str, Any] = {
-            "status_code": status,
-            "url": url,
-            "endpoint": endpoint.name,
-            "content_type": content_type,
-            "body": _wire.excerpt(raw),
-            "attempts": attempts,
-        }
-        if status in (403, 503) and _wire.looks_like_challenge(content_type, raw, headers):
-            return WebsimBlockedError(
-                "blocked by a bot-protection challenge page (the request did not reach the "
-                "API; try again later, from another network, or through `proxy`)",
-                **common,
-            )
-        if status == 429:
-            retry_after = _parse_retry_after_header(headers)
-            hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
-            return WebsimRateLimitError(f"rate limited{hint}", retry_after=retry_after, **common)
-        if 300 <= status < 400:
-            location = headers.get("location", "?")
-            return WebsimAPIError(
-                f"redirected to {_wire.excerpt(location, 200)}; redirects are not followed "
-                "for API calls, set base_url to the service's real host",
-                **common,
-            )
-        return WebsimAPIError(f"the service answered HTTP {status}", **common)
-
-    def _connection_error(
-        self, endpoint: _wire.Endpoint, url: str, exc: BaseException, attempts: int
-    ) -> WebsimConnectionError:
-        if isinstance(exc, asyncio.TimeoutError):
-            err: WebsimConnectionError = WebsimTimeoutError(
-                f"no complete answer within {self.timeout:g} s",
-                timeout=self.timeout,
-                url=url,
-                endpoint=endpoint.name,
-                attempts=attempts,
-            )
-        else:
-            detail = redact_text(str(exc) or type(exc).__name__, self.proxy)
-            err = WebsimConnectionError(
-                f"connection failed ({type(exc).__name__}: {detail})",
-                url=url,
-                endpoint=endpoint.name,
-                attempts=attempts,
-            )
-        err.__cause__ = exc
-        return err
-
 
 # ---------------------------------------------------------------------- helpers
 
 
 def resolve_base_url(base_url: str | None) -> str:
-    return base_url or os.environ.get(_wire.BASE_URL_ENV) or _wire.DEFAULT_BASE_URL
-
-
-def _is_transient(exc: BaseException) -> bool:
-    # A certificate that does not verify will not verify on the next attempt either.
-    return not isinstance(exc, (aiohttp.ClientSSLError, aiohttp.InvalidURL))
+    # An explicit empty string is a mistake to report, not a request for the default.
+    if base_url is not None:
+        return base_url
+    return os.environ.get(_wire.BASE_URL_ENV) or _wire.DEFAULT_BASE_URL
 
 
 def _since(started: float) -> float:
     return time.perf_counter() - started
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, url: str) -> bytes:
-    """Read at most ``MAX_BODY_BYTES``; past that, stop reading and raise."""
-    chunks: list[bytes] = []
-    size = 0
-    too_large = resp.content_length is not None and resp.content_length > _wire.MAX_BODY_BYTES
-    if not too_large:
-        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
-            size += len(chunk)
-            if size > _wire.MAX_BODY_BYTES:
-                too_large = True
-                break
-            chunks.append(chunk)
-    if too_large:
-        raise WebsimResponseError(
-            f"the body exceeds the {_wire.MAX_BODY_BYTES // (1024 * 1024)} MiB cap and was not "
-            "read past it",
-            endpoint=endpoint.name,
-            url=url,
-            status_code=resp.status,
-            content_type=resp.headers.get("content-type", ""),
-            body=_wire.excerpt(b"".join(chunks)[:2048]),
-        )
-    return b"".join(chunks)
-
-
-def _validate_proxy(proxy: str | None) -> str | None:
-    if proxy is None:
-        return None
-    parts = urlsplit(proxy) if isinstance(proxy, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"proxy must be an http:// or https:// URL, got {redact_url(proxy)!r}")
-    return proxy
-
-
-def redact_url(url: str | None) -> str | None:
-    """``http://user:secret@host`` -> ``http://***@host``: credentials never reach logs."""
-    if not isinstance(url, str):
-        return url
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = "***@" + host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def redact_text(text: str, proxy: str | None) -> str:
-    if proxy:
-        parts = urlsplit(proxy)
-        for secret in (parts.password, parts.username, proxy):
-            if secret:
-                text = text.replace(secret, "***")
-    return text
 
 
 _SHARED: dict[tuple[Any, ...], WebsimClient] = {}

@@ -1,0 +1,193 @@
+"""One HTTP exchange with Websim, and what a failed one means.
+
+``WebsimClient._send`` decides *whether* to try again; this module does a single POST (the
+answer read whole, but never past the size cap) and turns whatever went wrong into the typed
+error the caller will see.  Proxy credentials are redacted from everything it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from langchain_websim import _wire
+from langchain_websim.errors import (
+    WebsimAPIError,
+    WebsimBlockedError,
+    WebsimConnectionError,
+    WebsimRateLimitError,
+    WebsimResponseError,
+    WebsimTimeoutError,
+)
+
+_READ_CHUNK = 64 * 1024
+
+Answer = tuple[int, str, Mapping[str, str], bytes]
+"""status, content type, response headers, body."""
+
+
+def new_session(timeout: float, max_connections: int) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        # The request headers are set per endpoint; no cookies or env proxies leak in.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+    )
+
+
+async def post(
+    session: aiohttp.ClientSession,
+    endpoint: _wire.Endpoint,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    proxy: str | None,
+) -> Answer:
+    async with session.post(
+        url, data=body, headers=headers, proxy=proxy, allow_redirects=False
+    ) as resp:
+        raw = await _read_capped(resp, endpoint, url)
+        return resp.status, resp.headers.get("content-type", ""), resp.headers, raw
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, url: str) -> bytes:
+    """Read at most ``MAX_BODY_BYTES`` (after decompression); past that, stop and raise."""
+    chunks: list[bytes] = []
+    size = 0
+    too_large = resp.content_length is not None and resp.content_length > _wire.MAX_BODY_BYTES
+    if not too_large:
+        async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+            size += len(chunk)
+            if size > _wire.MAX_BODY_BYTES:
+                too_large = True
+                break
+            chunks.append(chunk)
+    if too_large:
+        raise WebsimResponseError(
+            f"the body exceeds the {_wire.MAX_BODY_BYTES // (1024 * 1024)} MiB cap and was not "
+            "read past it",
+            endpoint=endpoint.name,
+            url=url,
+            status_code=resp.status,
+            content_type=resp.headers.get("content-type", ""),
+            body=_wire.excerpt(b"".join(chunks)[:2048]),
+        )
+    return b"".join(chunks)
+
+
+def status_error(
+    endpoint: _wire.Endpoint,
+    url: str,
+    answer: Answer,
+    attempts: int,
+    retry_after: float | None,
+) -> WebsimAPIError:
+    """The error for a non-2xx answer: blocked, rate limited, redirected or plain HTTP."""
+    status, content_type, headers, raw = answer
+    common: dict[str, Any] = {
+        "status_code": status,
+        "url": url,
+        "endpoint": endpoint.name,
+        "content_type": content_type,
+        "body": _wire.excerpt(raw),
+        "attempts": attempts,
+    }
+    if status in (403, 503) and _wire.looks_like_challenge(content_type, raw, headers):
+        return WebsimBlockedError(
+            "blocked by a bot-protection challenge page (the request did not reach the "
+            "API; try again later, from another network, or through `proxy`)",
+            **common,
+        )
+    if status == 429:
+        hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
+        return WebsimRateLimitError(f"rate limited{hint}", retry_after=retry_after, **common)
+    if 300 <= status < 400:
+        location = headers.get("location", "?")
+        return WebsimAPIError(
+            f"redirected to {_wire.excerpt(location, 200)}; redirects are not followed "
+            "for API calls, set base_url to the service's real host",
+            **common,
+        )
+    return WebsimAPIError(f"the service answered HTTP {status}", **common)
+
+
+def connection_error(
+    endpoint: _wire.Endpoint,
+    url: str,
+    exc: BaseException,
+    attempts: int,
+    *,
+    timeout: float,
+    proxy: str | None,
+) -> WebsimConnectionError:
+    """The error for an attempt that got no HTTP answer at all."""
+    if isinstance(exc, asyncio.TimeoutError):
+        err: WebsimConnectionError = WebsimTimeoutError(
+            f"no complete answer within {timeout:g} s",
+            timeout=timeout,
+            url=url,
+            endpoint=endpoint.name,
+            attempts=attempts,
+        )
+    else:
+        detail = redact_text(str(exc) or type(exc).__name__, proxy)
+        err = WebsimConnectionError(
+            f"connection failed ({type(exc).__name__}: {detail})",
+            url=url,
+            endpoint=endpoint.name,
+            attempts=attempts,
+        )
+    err.__cause__ = exc
+    return err
+
+
+def is_transient(exc: BaseException) -> bool:
+    # A certificate that does not verify will not verify on the next attempt either.
+    return not isinstance(exc, (aiohttp.ClientSSLError, aiohttp.InvalidURL))
+
+
+# ---------------------------------------------------------------------- proxy credentials
+
+
+def validate_proxy(proxy: str | None) -> str | None:
+    if proxy is None:
+        return None
+    if not isinstance(proxy, str):
+        raise TypeError(f"proxy must be a URL string, got {type(proxy).__name__}")
+    try:
+        parts = urlsplit(proxy)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        _ = parts.port  # a port that is not a number in range raises here
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"proxy must be an http:// or https:// URL, got {redact_url(proxy)!r}")
+    return proxy
+
+
+def redact_url(url: str | None) -> str | None:
+    """``http://user:secret@host`` -> ``http://***@host``: credentials never reach logs."""
+    if not isinstance(url, str):
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+
+
+def redact_text(text: str, proxy: str | None) -> str:
+    if proxy:
+        parts = urlsplit(proxy)
+        for secret in (proxy, parts.password, parts.username):
+            if secret:
+                text = text.replace(secret, "***")
+    return text
