@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self
 
 from langchain_core.tools import BaseTool, ToolException
@@ -30,7 +30,8 @@ from pydantic import (
 from pydantic.v1 import ValidationError as ValidationErrorV1
 
 from langchain_websim import _wire
-from langchain_websim._client import WebsimClient, _validate_proxy
+from langchain_websim._client import WebsimClient
+from langchain_websim._transport import validate_proxy
 from langchain_websim.errors import (
     WebsimAPIError,
     WebsimBlockedError,
@@ -154,7 +155,11 @@ class WebsimImageTool(BaseTool):
     on the first call: tools and models with the same settings share one connection pool.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # Unknown settings are refused, not ignored; inputs stay out of validation errors
+    # because a rejected proxy URL may carry a password.
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", hide_input_in_errors=True
+    )
 
     name: str = "websim_image_generation"
     description: str = (
@@ -174,7 +179,9 @@ class WebsimImageTool(BaseTool):
         bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
     ) = describe_invalid_arguments
 
-    base_url: str | None = Field(default_factory=from_env(_wire.BASE_URL_ENV, default=None))
+    base_url: str | None = Field(
+        default_factory=from_env(_wire.BASE_URL_ENV, default=None), validate_default=True
+    )
     """Service root; default ``$WEBSIM_BASE_URL`` (read at construction), else websim.ai."""
     timeout: float = Field(default=120.0, gt=0)
     """Seconds allowed for each attempt."""
@@ -184,8 +191,8 @@ class WebsimImageTool(BaseTool):
     """Backoff base in seconds; see ``WebsimClient``."""
     retry_max_delay: float = Field(default=30.0, ge=0)
     """Cap on any wait between attempts; a longer ``Retry-After`` fails at once."""
-    proxy: str | None = None
-    """``http://[user:pass@]host:port`` proxy for every request."""
+    proxy: str | None = Field(default=None, repr=False)
+    """``http://[user:pass@]host:port`` proxy for every request (kept out of ``repr``)."""
     client: WebsimClient | None = Field(default=None, exclude=True)
     """An explicit client; it replaces all the connection settings above."""
     default_aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
@@ -205,7 +212,7 @@ class WebsimImageTool(BaseTool):
     @field_validator("proxy")
     @classmethod
     def _check_proxy(cls, value: str | None) -> str | None:
-        return _validate_proxy(value)
+        return validate_proxy(value)
 
     @field_validator("default_aspect_ratio")
     @classmethod
@@ -283,6 +290,16 @@ class WebsimImageTool(BaseTool):
             if client is not None:
                 memo[id(client)] = client
         return super().__deepcopy__(memo)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        # `update` skips validation, so a new default ratio needs its schema here.
+        if update and "default_aspect_ratio" in update:
+            ratio = _wire.validate_aspect_ratio(copied.default_aspect_ratio)
+            copied.default_aspect_ratio = ratio
+            if copied.args_schema is _input_schema(self.default_aspect_ratio):
+                copied.args_schema = _input_schema(ratio)
+        return copied
 
     def __getstate__(self) -> dict[Any, Any]:
         state = dict(super().__getstate__())
