@@ -1,0 +1,397 @@
+"""``ChatWebsim``: the LangChain chat model for the Websim inference API.
+
+Every request goes through a ``WebsimClient`` (one pooled session per event loop, one retry
+policy); the sync entry points run the async implementation on the client's background
+loop, so there is a single code path for both.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, ClassVar, Self
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from langchain_websim import _wire
+from langchain_websim._client import WebsimClient, _validate_proxy, resolve_base_url
+from langchain_websim._messages import apply_stop, convert_messages, image_content, validate_stop
+
+__all__ = ["CHAT_MODELS", "IMAGE_MODELS", "ChatWebsim"]
+
+CHAT_MODELS: tuple[str, ...] = _wire.CHAT_MODELS
+IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
+
+# Per-call keyword arguments ChatWebsim understands; anything else is a caller mistake.
+_CALL_KWARGS = frozenset({"model", "prompt", "aspect_ratio", "project_id", "stream"})
+# LangChain's standard parameters that Websim has no equivalent for.
+_NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
+# Fields that configure the client; with an explicit ``client`` they mirror its settings.
+_CONNECTION_FIELDS = (
+    "base_url",
+    "timeout",
+    "max_retries",
+    "retry_base_delay",
+    "retry_max_delay",
+    "proxy",
+)
+
+
+class ChatWebsim(BaseChatModel):
+    """Websim chat model (and ``flux`` image generation through the chat interface).
+
+    Setup:
+        ``pip install langchain-websim``.  Websim needs no API key.  Set ``WEBSIM_BASE_URL``
+        (or pass ``base_url``) to talk to another host, e.g. a local emulator.
+
+    Model names:
+        Websim does not let the caller pick the chat model: the service chooses it, and the
+        model name is never sent.  The name only routes the call: one of ``IMAGE_MODELS``
+        (``"flux"``) generates an image, anything else, including names not in
+        ``CHAT_MODELS``, is a chat completion.  A per-call ``model=`` overrides the field.
+
+    Key init args:
+        model: ``"gemini-1.5-pro"`` by default (alias ``model_name``).
+        base_url, timeout, max_retries, retry_base_delay, retry_max_delay, proxy: as for
+            ``WebsimClient``; instances with the same settings share one process-wide
+            client (``WebsimClient.shared``) and so one connection pool.
+        client: an explicit ``WebsimClient`` to use instead; the connection fields then
+            mirror its settings.  A pickled copy gets the process-wide client for the same
+            configuration.  ``dumpd`` leaves the client out, so a loaded copy uses the
+            shared client for the mirrored fields (custom headers and pool size are not in
+            the serialized form).
+        project_id: a fixed Websim project id; by default every request gets a fresh one.
+        stop: stop sequences.  Websim has no stop parameter: the answer is cut before the
+            first stop sequence on our side.  They apply to chat answers only.
+        aspect_ratio: image aspect ratio for image models, ``"1:1"`` by default.
+        streaming: route ``invoke`` through the streaming path.  Websim does not stream,
+            so a stream is always one chunk holding the whole answer.
+
+    ``temperature``, ``max_tokens`` and ``api_key`` are accepted for compatibility with
+    generic LangChain code and ignored with a warning: Websim has no such settings.
+
+    Invoke:
+        .. code-block:: python
+
+            from langchain_websim import ChatWebsim
+
+            llm = ChatWebsim()
+            llm.invoke([("system", "Answer briefly."), ("human", "What is 2 + 2?")])
+
+    Image generation:
+        .. code-block:: python
+
+            msg = ChatWebsim(model="flux").invoke("a lighthouse at dusk", aspect_ratio="16:9")
+            msg.response_metadata["image_url"]
+
+    Response metadata:
+        ``model_name`` (the routed model), ``model_provider``, ``project_id``,
+        ``finish_reason``, ``attempts`` and, for images, ``image_url`` and
+        ``aspect_ratio``.  ``usage_metadata`` is never set: Websim reports no token counts.
+    """
+
+    CHAT_MODELS: ClassVar[tuple[str, ...]] = CHAT_MODELS
+    IMAGE_MODELS: ClassVar[tuple[str, ...]] = IMAGE_MODELS
+
+    model: str = Field(default=_wire.DEFAULT_CHAT_MODEL, alias="model_name")
+    """Routes the call: an image model (``flux``) or a chat model (anything else)."""
+    base_url: str = Field(default_factory=lambda: resolve_base_url(None), validate_default=True)
+    """Service root; default ``$WEBSIM_BASE_URL``, else ``https://websim.ai``."""
+    timeout: float = Field(default=120.0, gt=0)
+    """Seconds allowed for each attempt."""
+    max_retries: int = Field(default=2, ge=0)
+    """Retries after the first attempt, for 408/409/429/5xx and connection failures."""
+    retry_base_delay: float = Field(default=1.0, ge=0)
+    retry_max_delay: float = Field(default=30.0, ge=0)
+    proxy: str | None = Field(default=None, repr=False)
+    """``http://[user:pass@]host:port`` proxy (kept out of ``repr``: it may hold a password)."""
+    project_id: str | None = None
+    """A fixed project id; ``None`` gives every request a fresh one."""
+    stop: list[str] | None = None
+    """Stop sequences, applied to the answer client-side."""
+    aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
+    """Aspect ratio (``W:H``) for image models."""
+    streaming: bool = False
+    """Whether ``invoke`` goes through the (single-chunk) streaming path."""
+    client: WebsimClient | None = Field(default=None, exclude=True)
+    """An explicit client to share; by default the process-wide one for the settings."""
+
+    _shared_client: WebsimClient | None = PrivateAttr(default=None)
+
+    # Inputs stay out of validation errors: a rejected proxy URL may carry a password.
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", hide_input_in_errors=True)
+
+    # ------------------------------------------------------------------ validation
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_params_without_equivalent(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in _NO_EQUIVALENT):
+            return data
+        data = dict(data)  # never mutate the caller's mapping
+        ignored = {k: data.pop(k) for k in _NO_EQUIVALENT if k in data}
+        ignored = {k: v for k, v in ignored.items() if v is not None}
+        if ignored:
+            names = ", ".join(sorted(ignored))
+            warnings.warn(
+                f"ChatWebsim ignores {names}: Websim has no such setting (the service picks "
+                "the model and its sampling, and needs no API key)",
+                UserWarning,
+                stacklevel=4,
+            )
+        return data
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("model must be a non-empty model name, e.g. 'gemini-1.5-pro'")
+        return value
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _check_base_url(cls, value: Any) -> str:
+        return _wire.normalize_base_url(resolve_base_url(value))
+
+    @field_validator("proxy")
+    @classmethod
+    def _check_proxy(cls, value: str | None) -> str | None:
+        return _validate_proxy(value)
+
+    @field_validator("project_id")
+    @classmethod
+    def _check_project_id(cls, value: str | None) -> str | None:
+        return None if value is None else _wire.validate_project_id(value)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _check_stop(cls, value: Any) -> list[str] | None:
+        return validate_stop(value)
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _check_aspect_ratio(cls, value: str) -> str:
+        return _wire.validate_aspect_ratio(value)
+
+    @model_validator(mode="after")
+    def _mirror_client_settings(self) -> Self:
+        client = self.client
+        if client is None:
+            return self
+        actual = _client_config(client)
+        for name in _CONNECTION_FIELDS:
+            if name in self.model_fields_set and getattr(self, name) != actual[name]:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} conflicts with the explicit client's "
+                    f"{name}={actual[name]!r}; configure one or the other"
+                )
+            # Not via setattr: that would mark the field as set by the caller.
+            self.__dict__[name] = actual[name]
+        return self
+
+    # ------------------------------------------------------------------ LangChain plumbing
+
+    @property
+    def _llm_type(self) -> str:
+        return "websim-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "base_url": self.base_url,
+            "project_id": self.project_id,
+            "aspect_ratio": self.aspect_ratio,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="websim",
+            ls_model_name=kwargs.get("model") or self.model,
+            ls_model_type="chat",
+        )
+        ls_stop = stop if stop is not None else self.stop
+        if ls_stop:
+            params["ls_stop"] = ls_stop
+        return params
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        return True
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # A client owns sockets, a thread and locks; only its configuration crosses a
+        # pickle, and the copy gets the process-wide client for it.
+        state = dict(super().__getstate__())
+        fields = dict(state["__dict__"])
+        client = fields.get("client")
+        if isinstance(client, WebsimClient):
+            state["websim_client_config"] = _client_config(client)
+            fields["client"] = None
+        state["__dict__"] = fields
+        state["__pydantic_private__"] = {
+            **(state.get("__pydantic_private__") or {}),
+            "_shared_client": None,
+        }
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        config = state.get("websim_client_config")
+        if config is not None:
+            self.__dict__["client"] = WebsimClient.shared(**config)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # Clients are shared resources (like a rate limiter): copies use the same one.
+        memo = {} if memo is None else memo
+        for client in (self.client, self._shared_client):
+            if client is not None:
+                memo[id(client)] = client
+        return super().__deepcopy__(memo)
+
+    def _websim_client(self) -> WebsimClient:
+        client = self.client
+        if client is not None:
+            return client
+        client = self._shared_client
+        if client is None or client.closed:
+            client = self._shared_client = WebsimClient.shared(
+                self.base_url,
+                timeout=self.timeout,
+                max_retries=self.max_retries,
+                retry_base_delay=self.retry_base_delay,
+                retry_max_delay=self.retry_max_delay,
+                proxy=self.proxy,
+            )
+        return client
+
+    # ------------------------------------------------------------------ calls
+
+    async def _acall(
+        self,
+        client: WebsimClient,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[str | list[str | dict[Any, Any]], dict[str, Any]]:
+        """One request: the answer content and its response metadata."""
+        if kwargs and not _CALL_KWARGS.issuperset(kwargs):
+            unknown = ", ".join(sorted(set(kwargs) - _CALL_KWARGS))
+            raise TypeError(
+                f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
+                "model, project_id, stop, and prompt / aspect_ratio for image models)"
+            )
+        model = kwargs.get("model", self.model)
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"model must be a non-empty model name, got {model!r}")
+        wire_messages = convert_messages(messages)
+        project_id = kwargs.get("project_id", self.project_id)
+        if model.lower() in IMAGE_MODELS:
+            prompt = _wire.image_prompt_from_messages(wire_messages, kwargs.get("prompt"))
+            image = await client.agenerate_image(
+                prompt,
+                aspect_ratio=kwargs.get("aspect_ratio", self.aspect_ratio),
+                project_id=project_id,
+            )
+            return image_content(image.url), {
+                "model_name": model,
+                "model_provider": "websim",
+                "project_id": image.project_id,
+                "finish_reason": "stop",
+                "attempts": image.attempts,
+                "image_url": image.url,
+                "aspect_ratio": image.aspect_ratio,
+            }
+        if "prompt" in kwargs or "aspect_ratio" in kwargs:
+            raise ValueError(
+                f"prompt= and aspect_ratio= apply to image models ({', '.join(IMAGE_MODELS)}) "
+                f"only, not to the chat model {model!r}"
+            )
+        stop = self.stop if stop is None else validate_stop(stop)
+        answer = await client.achat(wire_messages, project_id=project_id)
+        text = apply_stop(answer.text, stop)
+        return text, {
+            "model_name": model,
+            "model_provider": "websim",
+            "project_id": answer.project_id,
+            "finish_reason": "stop",
+            "attempts": answer.attempts,
+        }
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        client = self._websim_client()
+        content, metadata = client.run_sync(self._acall(client, messages, stop, kwargs))
+        return _result(content, metadata)
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        content, metadata = await self._acall(self._websim_client(), messages, stop, kwargs)
+        return _result(content, metadata)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        client = self._websim_client()
+        content, metadata = client.run_sync(self._acall(client, messages, stop, kwargs))
+        chunk = _last_chunk(content, metadata)
+        if run_manager is not None:
+            run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        yield chunk
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        content, metadata = await self._acall(self._websim_client(), messages, stop, kwargs)
+        chunk = _last_chunk(content, metadata)
+        if run_manager is not None:
+            await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+        yield chunk
+
+
+def _client_config(client: WebsimClient) -> dict[str, Any]:
+    return {
+        "base_url": client.base_url,
+        "timeout": client.timeout,
+        "max_retries": client.max_retries,
+        "retry_base_delay": client.retry.base_delay,
+        "retry_max_delay": client.retry.max_delay,
+        "proxy": client.proxy,
+        "headers": dict(client.headers),
+        "max_connections": client.max_connections,
+    }
+
+
+def _result(content: str | list[str | dict[Any, Any]], metadata: dict[str, Any]) -> ChatResult:
+    message = AIMessage(content=content, response_metadata=metadata)
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _last_chunk(
+    content: str | list[str | dict[Any, Any]], metadata: dict[str, Any]
+) -> ChatGenerationChunk:
+    # Websim answers in one piece, so the only chunk is also the last one.
+    message = AIMessageChunk(content=content, response_metadata=metadata, chunk_position="last")
+    return ChatGenerationChunk(message=message)

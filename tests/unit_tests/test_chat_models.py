@@ -1,0 +1,386 @@
+"""ChatWebsim without a network: fields, message mapping, stop handling, plumbing, copies.
+
+Everything that needs an HTTP answer is in ``tests/integration_tests/test_chat_models.py``
+(against the emulator); the calls here fail on caller input before any request is made.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import warnings
+from typing import Any
+
+import pytest
+from langchain_core.load import dumpd, load
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    ChatMessage,
+    FunctionMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from pydantic import ValidationError
+
+from langchain_websim import ChatWebsim, WebsimClient
+from langchain_websim._messages import (
+    apply_stop,
+    convert_messages,
+    image_content,
+    validate_stop,
+)
+from langchain_websim.chat_models import CHAT_MODELS, IMAGE_MODELS
+
+# --------------------------------------------------------------------------- fields
+
+
+def test_defaults_and_known_models() -> None:
+    llm = ChatWebsim()
+    assert llm.model == "gemini-1.5-pro"
+    assert llm.base_url == "https://websim.ai"
+    assert (llm.timeout, llm.max_retries) == (120.0, 2)
+    assert (llm.retry_base_delay, llm.retry_max_delay) == (1.0, 30.0)
+    assert llm.proxy is None and llm.project_id is None and llm.stop is None
+    assert llm.aspect_ratio == "1:1"
+    assert IMAGE_MODELS == ChatWebsim.IMAGE_MODELS == ("flux",)
+    assert "gemini-1.5-pro" in CHAT_MODELS and "gemini-1.5-flash" in CHAT_MODELS
+    assert ChatWebsim.CHAT_MODELS == CHAT_MODELS
+
+
+def test_construction_resolves_no_client() -> None:
+    # Sockets are disabled here; beyond that, no client (and so no pool) exists yet.
+    llm = ChatWebsim()
+    assert llm._shared_client is None
+    assert llm.client is None
+
+
+def test_model_name_alias_and_unknown_model() -> None:
+    assert ChatWebsim(model_name="gemini-1.5-flash").model == "gemini-1.5-flash"
+    assert ChatWebsim(model="some-future-model").model == "some-future-model"
+
+
+def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBSIM_BASE_URL", "http://127.0.0.1:9999/")
+    assert ChatWebsim().base_url == "http://127.0.0.1:9999"
+    assert ChatWebsim(base_url="https://api.websim.com").base_url == "https://api.websim.com"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"model": "  "}, "model must be a non-empty"),
+        ({"base_url": "ftp://websim.ai"}, "base_url"),
+        ({"timeout": 0}, "greater than 0"),
+        ({"max_retries": -1}, "greater than or equal to 0"),
+        ({"retry_base_delay": -1}, "greater than or equal to 0"),
+        ({"proxy": "socks5://127.0.0.1:1080"}, "proxy must be an http"),
+        ({"project_id": ""}, "project_id must be a non-empty"),
+        ({"aspect_ratio": "wide"}, "aspect_ratio must look like"),
+        ({"stop": [""]}, "non-empty string"),
+        ({"modle": "gemini-1.5-pro"}, "modle"),
+    ],
+)
+def test_bad_fields_are_refused(kwargs: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValidationError, match=needle):
+        ChatWebsim(**kwargs)
+
+
+def test_proxy_password_stays_out_of_errors_and_repr() -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        ChatWebsim(proxy="socks5://user:hunter2@127.0.0.1:1080")
+    assert "hunter2" not in str(excinfo.value)
+    llm = ChatWebsim(proxy="http://user:hunter2@127.0.0.1:3128")
+    assert "hunter2" not in repr(llm)
+
+
+def test_params_without_websim_equivalent_warn_and_are_ignored() -> None:
+    with pytest.warns(UserWarning, match=r"ignores api_key, max_tokens, temperature"):
+        llm = ChatWebsim(temperature=0.2, max_tokens=10, api_key="x")
+    assert not hasattr(llm, "temperature")
+    assert "max_tokens" not in dumpd(llm)["kwargs"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ChatWebsim(temperature=None)  # nothing set, nothing to warn about
+
+
+def test_stop_field_accepts_a_bare_string() -> None:
+    assert ChatWebsim(stop="END").stop == ["END"]
+
+
+# --------------------------------------------------------------------------- message mapping
+
+
+def test_roles_map_to_the_wire() -> None:
+    messages: list[BaseMessage] = [
+        SystemMessage("be brief"),
+        HumanMessage("hi"),
+        AIMessage("hello"),
+        ChatMessage(role="system", content="s"),
+        ChatMessage(role="user", content="u"),
+        ChatMessage(role="assistant", content="a"),
+        HumanMessage("named", name="alice"),
+    ]
+    assert convert_messages(messages) == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {"role": "assistant", "content": "a"},
+        {"role": "user", "content": "named"},
+    ]
+
+
+def test_text_blocks_are_joined_and_input_is_not_mutated() -> None:
+    message = HumanMessage(
+        content=[
+            {"type": "text", "text": "Describe "},
+            "a ",
+            {"type": "text", "text": "lighthouse", "id": "lc_1"},
+        ]
+    )
+    before = message.model_dump()
+    assert convert_messages([message]) == [{"role": "user", "content": "Describe a lighthouse"}]
+    assert message.model_dump() == before
+
+
+def test_empty_message_list_is_refused() -> None:
+    with pytest.raises(ValueError, match="messages is empty"):
+        convert_messages([])
+
+
+@pytest.mark.parametrize(
+    ("message", "needle"),
+    [
+        (ChatMessage(role="tool", content="x"), r"message 1 \(ChatMessage\) has role 'tool'"),
+        (ChatMessage(role="developer", content="x"), r"message 1 .* role 'developer'"),
+        (ToolMessage("42", tool_call_id="c1"), r"message 1 is a ToolMessage \(type 'tool'\)"),
+        (FunctionMessage(name="f", content="x"), r"message 1 is a FunctionMessage"),
+        (
+            AIMessage("", tool_calls=[{"name": "add", "args": {}, "id": "c1"}]),
+            r"message 1 \(AIMessage\) carries tool calls",
+        ),
+    ],
+)
+def test_unsupported_messages_name_their_index(message: BaseMessage, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        convert_messages([HumanMessage("hi"), message])
+
+
+@pytest.mark.parametrize(
+    ("block", "block_type"),
+    [
+        ({"type": "image", "url": "https://example.com/a.png"}, "image"),
+        ({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}, "image_url"),
+        ({"type": "audio", "base64": "AAAA", "mime_type": "audio/wav"}, "audio"),
+        ({"type": "file", "url": "https://example.com/a.pdf"}, "file"),
+        ({"type": "reasoning", "reasoning": "hmm"}, "reasoning"),
+    ],
+)
+def test_non_text_blocks_name_index_and_type(block: dict[str, Any], block_type: str) -> None:
+    message = HumanMessage(content=[{"type": "text", "text": "look"}, block])
+    with pytest.raises(ValueError) as excinfo:
+        convert_messages([SystemMessage("s"), AIMessage("a"), message])
+    text = str(excinfo.value)
+    assert "message 2 (HumanMessage)" in text
+    assert f"type {block_type!r} at position 1" in text
+
+
+def test_text_block_without_string_text_is_refused() -> None:
+    message = HumanMessage(content=[{"type": "text", "text": None}])
+    with pytest.raises(ValueError, match=r"message 0 .* no string 'text' at position 0"):
+        convert_messages([message])
+
+
+async def test_mapping_errors_surface_through_ainvoke_before_any_request() -> None:
+    llm = ChatWebsim()
+    image = {"type": "image", "url": "https://example.com/a.png"}
+    with pytest.raises(ValueError, match=r"message 0 \(HumanMessage\).*'image'"):
+        await llm.ainvoke([HumanMessage(content=[image])])
+    with pytest.raises(ValueError, match="messages is empty"):
+        await llm.ainvoke([])
+
+
+# --------------------------------------------------------------------------- stop sequences
+
+
+@pytest.mark.parametrize(
+    ("text", "stop", "expected"),
+    [
+        ("Hello world. Bye.", ["."], "Hello world"),
+        ("one two three", ["three", "two"], "one "),  # earliest occurrence wins
+        ("one two three", ["four"], "one two three"),
+        ("STOP at start", ["STOP"], ""),
+        ("no stops", None, "no stops"),
+        ("no stops", [], "no stops"),
+    ],
+)
+def test_apply_stop(text: str, stop: list[str] | None, expected: str) -> None:
+    assert apply_stop(text, stop) == expected
+
+
+def test_validate_stop() -> None:
+    assert validate_stop(None) is None
+    assert validate_stop(("a", "b")) == ["a", "b"]
+    with pytest.raises(TypeError, match="stop must be a list"):
+        validate_stop(3)
+    with pytest.raises(ValueError, match="non-empty string"):
+        validate_stop(["ok", 4])
+
+
+async def test_bad_call_stop_is_refused_before_any_request() -> None:
+    # Chat answers are cut client-side, so a bad sequence is a caller error, not a cut.
+    llm = ChatWebsim(client=WebsimClient("http://127.0.0.1:9"))
+    try:
+        with pytest.raises(ValueError, match="non-empty string"):
+            await llm._acall(llm._websim_client(), [HumanMessage("hi")], [""], {})
+    finally:
+        await llm.client.aclose()  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- call arguments
+
+
+async def test_unknown_call_arguments_are_refused() -> None:
+    with pytest.raises(TypeError, match="unexpected call arguments: temperature"):
+        await ChatWebsim().ainvoke("hi", temperature=0.5)
+
+
+async def test_image_arguments_with_a_chat_model_are_refused() -> None:
+    with pytest.raises(ValueError, match="apply to image models"):
+        await ChatWebsim().ainvoke("hi", aspect_ratio="16:9")
+    with pytest.raises(ValueError, match="apply to image models"):
+        await ChatWebsim().ainvoke("hi", prompt="a cat")
+
+
+async def test_empty_model_override_is_refused() -> None:
+    with pytest.raises(ValueError, match="model must be a non-empty"):
+        await ChatWebsim().ainvoke("hi", model="")
+
+
+def test_image_content_has_text_and_standard_image_block() -> None:
+    text_block, image_block = image_content("https://example.com/i.png")
+    assert isinstance(text_block, dict) and isinstance(image_block, dict)
+    assert text_block["type"] == "text" and text_block["text"] == "https://example.com/i.png"
+    assert image_block["type"] == "image" and image_block["url"] == "https://example.com/i.png"
+    message = AIMessage(content=image_content("https://example.com/i.png"))
+    assert [b["type"] for b in message.content_blocks] == ["text", "image"]
+    assert message.text == "https://example.com/i.png"
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def test_llm_type_and_identifying_params() -> None:
+    llm = ChatWebsim(model="flux", project_id="abc_def", aspect_ratio="16:9")
+    assert llm._llm_type == "websim-chat"
+    assert llm._identifying_params == {
+        "model": "flux",
+        "base_url": "https://websim.ai",
+        "project_id": "abc_def",
+        "aspect_ratio": "16:9",
+    }
+
+
+def test_ls_params() -> None:
+    llm = ChatWebsim(stop=["END"])
+    assert llm._get_ls_params() == {
+        "ls_provider": "websim",
+        "ls_model_name": "gemini-1.5-pro",
+        "ls_model_type": "chat",
+        "ls_stop": ["END"],
+    }
+    params = llm._get_ls_params(stop=["x"], model="gemini-2.5-flash")
+    assert params["ls_model_name"] == "gemini-2.5-flash"
+    assert params["ls_stop"] == ["x"]
+    assert "ls_stop" not in ChatWebsim()._get_ls_params()
+
+
+# --------------------------------------------------------------------------- the client
+
+
+def test_instances_with_the_same_settings_share_one_client() -> None:
+    a, b = ChatWebsim(base_url="http://127.0.0.1:9"), ChatWebsim(base_url="http://127.0.0.1:9")
+    client = a._websim_client()
+    try:
+        assert b._websim_client() is client
+        assert a._websim_client() is client  # cached on the instance
+        assert ChatWebsim(base_url="http://127.0.0.1:9", timeout=5)._websim_client() is not client
+    finally:
+        client.close()
+
+
+def test_closed_shared_client_is_replaced() -> None:
+    llm = ChatWebsim(base_url="http://127.0.0.1:9")
+    first = llm._websim_client()
+    first.close()
+    second = llm._websim_client()
+    try:
+        assert second is not first and not second.closed
+    finally:
+        second.close()
+
+
+def test_explicit_client_is_used_and_mirrored() -> None:
+    with WebsimClient("http://127.0.0.1:9", timeout=7, max_retries=0, proxy=None) as client:
+        llm = ChatWebsim(client=client)
+        assert llm._websim_client() is client
+        assert (llm.base_url, llm.timeout, llm.max_retries) == ("http://127.0.0.1:9", 7.0, 0)
+        assert "client" not in dumpd(llm)["kwargs"]
+        # The same value is not a conflict; a different one is.
+        assert ChatWebsim(client=client, timeout=7).client is client
+        with pytest.raises(ValidationError, match=r"timeout=5\.0 conflicts"):
+            ChatWebsim(client=client, timeout=5)
+
+
+def test_pickle_round_trip_keeps_configuration_without_sessions() -> None:
+    with WebsimClient(
+        "http://127.0.0.1:9", timeout=7, headers={"x-team": "a"}, max_connections=3
+    ) as client:
+        llm = ChatWebsim(client=client, model="gemini-1.5-flash", stop=["END"])
+        copy_ = pickle.loads(pickle.dumps(llm))
+    try:
+        assert copy_.client is not client and not copy_.client.closed
+        assert copy_.client is WebsimClient.shared(
+            "http://127.0.0.1:9", timeout=7, headers={"x-team": "a"}, max_connections=3
+        )
+        assert (copy_.model, copy_.stop, copy_.timeout) == ("gemini-1.5-flash", ["END"], 7.0)
+    finally:
+        copy_.client.close()
+
+
+def test_pickle_of_a_model_with_a_resolved_shared_client() -> None:
+    llm = ChatWebsim(base_url="http://127.0.0.1:9")
+    client = llm._websim_client()
+    try:
+        copy_ = pickle.loads(pickle.dumps(llm))
+        assert copy_._shared_client is None  # resolved again on first use
+        assert copy_._websim_client() is client
+    finally:
+        client.close()
+
+
+def test_deepcopy_shares_the_client() -> None:
+    with WebsimClient("http://127.0.0.1:9") as client:
+        llm = ChatWebsim(client=client)
+        clone = copy.deepcopy(llm)
+        assert clone.client is client and clone is not llm
+
+
+def test_dumpd_load_round_trip() -> None:
+    llm = ChatWebsim(
+        model="flux",
+        base_url="http://127.0.0.1:9",
+        project_id="abc_def",
+        stop=["END"],
+        aspect_ratio="16:9",
+        max_retries=0,
+    )
+    serialized = dumpd(llm)
+    assert serialized["id"] == ["langchain_websim", "chat_models", "ChatWebsim"]
+    loaded = load(serialized, valid_namespaces=["langchain_websim"], allowed_objects=[ChatWebsim])
+    assert isinstance(loaded, ChatWebsim)
+    assert loaded.asdict() == llm.asdict()
+    assert (loaded.stop, loaded.max_retries) == (["END"], 0)
