@@ -369,6 +369,7 @@ def test_deepcopy_shares_the_client() -> None:
         assert clone.client is client and clone is not llm
 
 
+@pytest.mark.filterwarnings("ignore:The function `load` is in beta")
 def test_dumpd_load_round_trip() -> None:
     llm = ChatWebsim(
         model="flux",
