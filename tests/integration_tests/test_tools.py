@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -261,3 +262,41 @@ def test_tool_node_reports_one_bad_call_and_runs_the_other(
     assert bad.content.startswith("Invalid arguments: aspect_ratio must look like 'W:H'")
     assert good.status == "success" and good.artifact["prompt"] == "a fox"
     assert len(emulator.requests_for("image")) == 1
+
+
+# --------------------------------------------------------------------------- the docs page
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "image_tool.md"
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```$", markdown, flags=re.DOTALL | re.MULTILINE)
+
+
+def test_docs_page_runs_against_the_emulator(
+    emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for section in ("Overview", "Setup", "Instantiation", "Invocation", "API reference"):
+        assert f"\n## {section}\n" in text
+    assert "\n## Use within an agent\n" in text
+    blocks = python_blocks(text)
+    assert len(blocks) >= 8
+    monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
+    namespace: dict[str, Any] = {"__name__": "image_tool_docs"}
+    try:
+        for number, block in enumerate(blocks, 1):
+            exec(compile(block, f"{DOC.name} python block {number}", "exec"), namespace)
+    finally:
+        for value in namespace.values():
+            if isinstance(value, WebsimImageTool) and value._shared_client is not None:
+                value._shared_client.close()
+    out = capsys.readouterr().out
+    requests = emulator.requests_for("image")
+    # direct, ToolCall, async, strict, and the agent's two calls; the bad call sends nothing
+    assert len(requests) == 6
+    assert all(r.status == 200 and r.violations == [] for r in requests)
+    assert "Invalid arguments: prompt is empty" in out
+    assert "call_a success " + emulator.base_url + "/images/" in out
+    assert "Here are your pictures: " + emulator.base_url + "/images/" in out
+    assert out.count(emulator.base_url + "/images/") >= 7
