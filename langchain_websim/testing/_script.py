@@ -180,16 +180,6 @@ class ScriptBook:
                 )
             return None
 
-    def pending(self, endpoint: EndpointName) -> int | None:
-        """How many scripted answers are queued (None: one of them plays forever)."""
-        with self._lock:
-            total = 0
-            for queued in self._queues[endpoint]:
-                if queued.remaining is None:
-                    return None
-                total += queued.remaining
-            return total
-
     def clear(self) -> None:
         with self._lock:
             for queue in self._queues.values():

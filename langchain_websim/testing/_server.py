@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestHandler
+from multidict import CIMultiDict
 
 from langchain_websim import _wire
 from langchain_websim.testing._contract import check_body, check_headers, parse_body, user_text
@@ -74,8 +75,9 @@ class EmulatorServer:
 
     async def open(self, host: str, port: int) -> str:
         self._closing = asyncio.Event()
-        server = _JsonErrorServer(self._handle)
-        runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT, access_log=None)
+        # The request log replaces aiohttp's access log.
+        server = _JsonErrorServer(self._handle, access_log=None)
+        runner = web.ServerRunner(server, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
         try:
@@ -127,16 +129,25 @@ class EmulatorServer:
             violations += check_body(endpoint, body, self.settings.require_project_id_format)
 
         script: Script | None = None
+        response: web.StreamResponse | None
         if violations and self.settings.strict:
-            response: web.StreamResponse | None = _json(
+            response = _json(
                 400, {"error": "the request breaks the Websim contract", "violations": violations}
             )
         else:
             script = self._scripts.next(endpoint.name)
-            response = self._scripted(endpoint, script, body) if script else None
-            if response is None and (script is None or not script.drop):
-                response = self._default(endpoint, body)
-        status = None if script is not None and script.drop else _status_of(response, script)
+            # None for drop and body_size scripts: those are answered after the delay below.
+            response = (
+                self._default(endpoint, body)
+                if script is None
+                else self._scripted(endpoint, script, body)
+            )
+        status: int | None
+        if response is not None:
+            status = response.status
+        else:
+            assert script is not None
+            status = None if script.drop else script.status
         self._log.append(
             RecordedRequest(
                 endpoint=endpoint.name,
@@ -173,12 +184,10 @@ class EmulatorServer:
                 answer.headers.update(script.headers)
                 return answer
             return _json(script.status, {"error": f"scripted {script.status}"}, script.headers)
-        resp = web.Response(status=script.status, body=script.body, headers=script.headers)
-        resp.content_type = (script.content_type or "application/octet-stream").split(";")[0]
-        # Response.content_type drops parameters; the raw header keeps the script's exact value.
-        if script.content_type:
-            resp.headers["Content-Type"] = script.content_type
-        return resp
+        # The header is set verbatim: scripts test how clients cope with odd content types.
+        headers = CIMultiDict(script.headers)
+        headers["Content-Type"] = script.content_type or "application/json"
+        return web.Response(status=script.status, body=script.body, headers=headers)
 
     def _default(self, endpoint: _wire.Endpoint, body: Any) -> web.Response:
         data = body if isinstance(body, dict) else {}
@@ -214,10 +223,9 @@ class EmulatorServer:
 
     async def _stream(self, request: web.BaseRequest, script: Script) -> web.StreamResponse:
         assert self._closing is not None and script.body_size is not None
-        resp = web.StreamResponse(status=script.status, headers=script.headers)
-        resp.content_type = "application/octet-stream"
-        if script.content_type:
-            resp.headers["Content-Type"] = script.content_type
+        headers = CIMultiDict(script.headers)
+        headers["Content-Type"] = script.content_type or "application/octet-stream"
+        resp = web.StreamResponse(status=script.status, headers=headers)
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         left = script.body_size
@@ -266,13 +274,6 @@ def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> web.
         content_type="application/json",
         headers=headers,
     )
-
-
-def _status_of(response: web.StreamResponse | None, script: Script | None) -> int:
-    if response is not None:
-        return response.status
-    assert script is not None
-    return script.status
 
 
 def _abort(request: web.BaseRequest) -> web.StreamResponse:

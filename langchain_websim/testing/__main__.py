@@ -1,0 +1,83 @@
+"""Run the Websim emulator from the command line.
+
+    python -m langchain_websim.testing --port 8765
+
+Prints the base URL on its own line once requests are accepted, then serves until Ctrl-C or
+SIGTERM and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from langchain_websim.testing._emulator import WebsimEmulator
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_websim.testing",
+        description="Serve a local Websim API emulator (for offline tests and demos).",
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="port to bind; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="record contract violations but answer anyway instead of with 400",
+    )
+    parser.add_argument(
+        "--any-project-id",
+        action="store_true",
+        help="accept project ids outside the generated format (for apps that pass their own)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        emu = WebsimEmulator(
+            args.host,
+            args.port,
+            strict=not args.lenient,
+            require_project_id_format=not args.any_project_id,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with emu:
+            print(emu.base_url, flush=True)
+            # A timed wait: the kernel may deliver the signal to another thread, and the main
+            # thread only runs Python signal handlers when it wakes up between waits.
+            while not stop.wait(0.5):
+                continue
+    except OSError as exc:
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
