@@ -79,6 +79,9 @@ def _aspect_ratio_description(default: str) -> str:
 class WebsimImageInput(BaseModel):
     """Arguments of ``websim_image_generation``."""
 
+    # An argument the tool does not have is reported to the model, not silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
     prompt: str = Field(
         description=_PROMPT_DESCRIPTION,
         json_schema_extra={"minLength": 1, "maxLength": MAX_PROMPT_CHARS},
@@ -259,23 +262,21 @@ class WebsimImageTool(BaseTool):
 
     def _run(self, prompt: str, aspect_ratio: str | None = None) -> tuple[str, dict[str, Any]]:
         client = self._get_client()
-        ratio = aspect_ratio or self.default_aspect_ratio
-        try:
-            image = client.run_sync(
-                client.agenerate_image(prompt, aspect_ratio=ratio, project_id=self.project_id)
-            )
-        except WebsimError as err:
-            raise _tool_error(err) from err
-        return image.url, _artifact(image.url, image.prompt, image.aspect_ratio, image.project_id)
+        return client.run_sync(self._generate(client, prompt, aspect_ratio))
 
     async def _arun(
         self, prompt: str, aspect_ratio: str | None = None
     ) -> tuple[str, dict[str, Any]]:
-        client = self._get_client()
-        ratio = aspect_ratio or self.default_aspect_ratio
+        return await self._generate(self._get_client(), prompt, aspect_ratio)
+
+    async def _generate(
+        self, client: WebsimClient, prompt: str, aspect_ratio: str | None
+    ) -> tuple[str, dict[str, Any]]:
         try:
             image = await client.agenerate_image(
-                prompt, aspect_ratio=ratio, project_id=self.project_id
+                prompt,
+                aspect_ratio=aspect_ratio or self.default_aspect_ratio,
+                project_id=self.project_id,
             )
         except WebsimError as err:
             raise _tool_error(err) from err

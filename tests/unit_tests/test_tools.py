@@ -29,13 +29,14 @@ from langchain_websim import (
     WebsimBlockedError,
     WebsimClient,
     WebsimConnectionError,
+    WebsimError,
     WebsimImageInput,
     WebsimImageTool,
     WebsimRateLimitError,
     WebsimResponseError,
     WebsimTimeoutError,
 )
-from langchain_websim.tools import MAX_PROMPT_CHARS
+from langchain_websim.tools import MAX_PROMPT_CHARS, _tool_error
 
 BASE = "http://websim.test"
 IMAGE_URL = BASE + "/api/v1/inference/run_image_generation"
@@ -117,6 +118,7 @@ def test_input_strips_the_prompt_and_accepts_other_ratios() -> None:
         ({"prompt": "fox", "aspect_ratio": "0:1"}, "aspect_ratio", "'W:H'"),
         ({"prompt": "fox", "aspect_ratio": "16/9"}, "aspect_ratio", "'W:H'"),
         ({"prompt": "fox", "aspect_ratio": "1000:1"}, "aspect_ratio", "up to 999"),
+        ({"prompt": "fox", "style": "anime"}, "style", "Extra inputs are not permitted"),
     ],
 )
 def test_invalid_arguments_name_the_field(args: dict[str, Any], field: str, needle: str) -> None:
@@ -450,6 +452,22 @@ async def test_failure_raises_a_chained_tool_exception_when_unhandled(
     assert expected in str(info.value)
     assert type(info.value.__cause__) is cause
     assert info.value.__cause__.attempts == attempts  # type: ignore[attr-defined]
+
+
+def test_sync_failure_is_chained_too(make_tool: ToolFactory, http: aioresponses) -> None:
+    response, settings, expected, cause, _ = FAILURES["rate-limit-retry-after"]
+    _mock_failure(http, response)
+    with pytest.raises(ToolException, match=re.escape(expected)) as info:
+        make_tool(handle_tool_error=False, **settings).invoke({"prompt": "fox"})
+    assert isinstance(info.value.__cause__, cause)
+    assert info.value.__cause__.retry_after == 12
+
+
+def test_an_unclassified_websim_error_keeps_its_own_message() -> None:
+    err = WebsimError("Websim image: something new went wrong")
+    assert str(_tool_error(err)) == (
+        "Image generation failed: Websim image: something new went wrong."
+    )
 
 
 def test_plain_invoke_of_a_failure_returns_the_message(
