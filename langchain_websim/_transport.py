@@ -64,14 +64,13 @@ async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, u
     if not too_large:
         async for chunk in resp.content.iter_chunked(_READ_CHUNK):
             size += len(chunk)
+            chunks.append(chunk)  # kept even when over: the error quotes its beginning
             if size > _wire.MAX_BODY_BYTES:
                 too_large = True
                 break
-            chunks.append(chunk)
     if too_large:
         raise WebsimResponseError(
-            f"the body exceeds the {_wire.MAX_BODY_BYTES // (1024 * 1024)} MiB cap and was not "
-            "read past it",
+            f"the body exceeds the {_size(_wire.MAX_BODY_BYTES)} cap and was not read past it",
             endpoint=endpoint.name,
             url=url,
             status_code=resp.status,
@@ -79,6 +78,11 @@ async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, u
             body=_wire.excerpt(b"".join(chunks)[:2048]),
         )
     return b"".join(chunks)
+
+
+def _size(n: int) -> str:
+    mib = 1024 * 1024
+    return f"{n // mib} MiB" if n % mib == 0 else f"{n} bytes"
 
 
 def status_error(
