@@ -13,6 +13,7 @@ generator's ``finally`` *on that loop* -- the only place the session can be clos
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine
@@ -191,6 +192,10 @@ class BackgroundLoop:
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         try:
             return future.result()
+        except concurrent.futures.CancelledError:
+            if self._loop is not loop:  # stop() wound the loop down under this call
+                raise RuntimeError("the Websim client was closed while this call ran") from None
+            raise
         except BaseException:
             # KeyboardInterrupt or the caller's own cancellation: stop the request too.
             future.cancel()
