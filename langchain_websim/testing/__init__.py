@@ -1,11 +1,14 @@
 """Test helpers: ``WebsimEmulator``, a local Websim API for offline tests.
 
 ```python
+from langchain_websim import WebsimClient
 from langchain_websim.testing import WebsimEmulator
 
-with WebsimEmulator() as emu:
-    client = WebsimClient(base_url=emu.base_url)
+with WebsimEmulator() as emu, WebsimClient(base_url=emu.base_url) as client:
+    assert client.chat([{"role": "user", "content": "hi"}]).text == "Echo: hi"
 ```
+
+See the project's ``docs/emulator.md`` for scripting faults and inspecting requests.
 """
 
 from __future__ import annotations
