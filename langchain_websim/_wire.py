@@ -310,12 +310,18 @@ def _parse_object(
 def parse_chat_response(status: int, url: str, content_type: str, body: bytes) -> str:
     data = _parse_object(CHAT, status, url, content_type, body)
     content = data.get("content")
+    problem: str | None = None
     if not isinstance(content, str):
         problem = (
             "the JSON object has no 'content' field"
             if "content" not in data
             else f"'content' is {_json_type(content)}, expected a string"
         )
+    elif not content.strip():
+        # An empty answer passed on as "" reads as a reply in an agent loop; the caller
+        # must see that the service said nothing.
+        problem = "'content' is empty (or only white space): the service returned no answer"
+    if problem is not None:
         raise WebsimResponseError(
             problem,
             endpoint="chat",
@@ -324,6 +330,7 @@ def parse_chat_response(status: int, url: str, content_type: str, body: bytes) -
             content_type=content_type,
             body=excerpt(body),
         )
+    assert isinstance(content, str)
     return content.strip()
 
 

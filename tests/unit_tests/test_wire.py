@@ -254,9 +254,14 @@ def test_chat_content_is_stripped() -> None:
     assert _wire.parse_chat_response(200, CHAT_URL, "application/json", body) == "Hello!"
 
 
-def test_chat_content_may_be_empty_after_stripping() -> None:
-    # The service said nothing; an empty string is what it sent, not invented data.
-    assert _wire.parse_chat_response(200, CHAT_URL, "application/json", b'{"content": " "}') == ""
+@pytest.mark.parametrize("content", ["", " ", "\\n\\t \\r\\n", "\\u3000"])
+def test_empty_chat_content_is_an_error(content: str) -> None:
+    # The service said nothing: an empty string would pass for an answer, so it is refused.
+    body = b'{"content": "' + content.encode() + b'"}'
+    with pytest.raises(WebsimResponseError, match="'content' is empty") as info:
+        _wire.parse_chat_response(200, CHAT_URL, "application/json", body)
+    assert info.value.status_code == 200
+    assert info.value.endpoint == "chat"
 
 
 def test_image_url_is_returned() -> None:
