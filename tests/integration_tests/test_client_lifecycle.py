@@ -1,0 +1,325 @@
+"""Event loops, threads and closing: the client must work from any calling context and leave
+nothing open behind it (the pytest config turns ResourceWarning into errors)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from langchain_websim import WebsimClient
+from langchain_websim.testing import WebsimEmulator
+
+USER = [{"role": "user", "content": "ping"}]
+
+
+class SessionLog:
+    """Wraps a client's session factory to keep every session it made."""
+
+    def __init__(self, client: WebsimClient) -> None:
+        self.sessions: list[aiohttp.ClientSession] = []
+        factory = client._sessions._factory
+
+        def counting() -> aiohttp.ClientSession:
+            session = factory()
+            self.sessions.append(session)
+            return session
+
+        client._sessions._factory = counting
+
+    @property
+    def all_closed(self) -> bool:
+        return all(s.closed for s in self.sessions)
+
+
+@pytest.fixture
+def client(emulator: WebsimEmulator) -> Iterator[WebsimClient]:
+    with WebsimClient(emulator.base_url, retry_base_delay=0.01, timeout=10) as made:
+        yield made
+
+
+# --------------------------------------------------------------------------- calling contexts
+
+
+async def test_sync_call_inside_a_running_loop(client: WebsimClient) -> None:
+    asyncio.get_running_loop()  # we are inside the test's loop
+    assert client.chat(USER).text == "Echo: ping"
+    assert client.generate_image("a cat").url
+    # The sync calls ran on the client's own loop, and the async path still works here.
+    assert (await client.achat(USER)).text == "Echo: ping"
+
+
+def test_one_client_in_two_asyncio_runs(client: WebsimClient) -> None:
+    log = SessionLog(client)
+
+    async def use() -> str:
+        a = await client.achat(USER)
+        b = await client.agenerate_image("a cat")
+        return a.text + " " + b.url
+
+    first = asyncio.run(use())
+    second = asyncio.run(use())  # a new loop: no "Event loop is closed", no stale session
+    assert first == second
+    assert first.startswith("Echo: ping http://")
+    assert len(log.sessions) == 2  # one per loop...
+    assert log.all_closed  # ...each closed when its loop shut down
+    assert len(client._sessions) == 0
+
+
+def test_asyncio_run_then_sync_then_asyncio_run(client: WebsimClient) -> None:
+    assert asyncio.run(client.achat(USER)).text == "Echo: ping"
+    assert client.chat(USER).text == "Echo: ping"
+    assert asyncio.run(client.achat(USER)).text == "Echo: ping"
+
+
+def test_four_threads_at_once(client: WebsimClient, emulator: WebsimEmulator) -> None:
+    barrier = threading.Barrier(4)
+    answers: dict[int, str] = {}
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait(5)
+            answers[i] = client.chat([{"role": "user", "content": f"thread {i}"}]).text
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert answers == {i: f"Echo: thread {i}" for i in range(4)}
+    assert len(emulator.requests) == 4
+    assert len(client._sessions) == 1  # all four shared the background loop's session
+
+
+async def test_many_concurrent_calls_share_one_session(
+    client: WebsimClient, emulator: WebsimEmulator
+) -> None:
+    log = SessionLog(client)
+    n = 40
+    answers = await asyncio.gather(
+        *(client.achat([{"role": "user", "content": f"n{i}"}]) for i in range(n))
+    )
+    assert [a.text for a in answers] == [f"Echo: n{i}" for i in range(n)]
+    assert len(log.sessions) == 1
+    assert len(client._sessions) == 1
+    assert len(emulator.requests) == n
+    # A later call on the same loop reuses it too.
+    await client.agenerate_image("a cat")
+    assert len(log.sessions) == 1
+
+
+def test_sync_call_from_the_clients_own_loop_is_refused(client: WebsimClient) -> None:
+    async def nested() -> str:
+        return client.chat(USER).text
+
+    with pytest.raises(RuntimeError, match="use the async method"):
+        client.run_sync(nested())
+
+
+# --------------------------------------------------------------------------- closing
+
+
+async def test_aclose_closes_everything(emulator: WebsimEmulator) -> None:
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    await client.achat(USER)  # session on this loop
+    await asyncio.to_thread(client.chat, USER)  # session on the background loop
+    thread = client._background._thread
+    assert thread is not None and thread.is_alive()
+    assert len(log.sessions) == 2
+    await client.aclose()
+    assert client.closed
+    assert log.all_closed
+    assert len(client._sessions) == 0
+    assert not thread.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.achat(USER)
+
+
+def test_close_closes_everything(emulator: WebsimEmulator) -> None:
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    client.chat(USER)
+    # A session on a loop that is still running in another thread.
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        asyncio.run_coroutine_threadsafe(client.achat(USER), loop).result(10)
+        thread = client._background._thread
+        assert len(log.sessions) == 2
+        client.close()
+        assert log.all_closed
+        assert thread is not None and not thread.is_alive()
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+        loop.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        client.chat(USER)
+
+
+def test_with_block_closes(emulator: WebsimEmulator) -> None:
+    with WebsimClient(emulator.base_url) as client:
+        log = SessionLog(client)
+        client.generate_image("a cat")
+        assert not log.all_closed
+    assert client.closed
+    assert log.all_closed
+
+
+async def test_async_with_block_closes(emulator: WebsimEmulator) -> None:
+    async with WebsimClient(emulator.base_url) as client:
+        log = SessionLog(client)
+        await client.agenerate_image("a cat")
+        assert not log.all_closed
+    assert client.closed
+    assert log.all_closed
+
+
+async def test_close_from_async_code_closes_this_loops_session(emulator: WebsimEmulator) -> None:
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    await client.achat(USER)
+    client.close()  # the sync close, called on a running loop: must not block it
+    await asyncio.sleep(0)  # let the scheduled close run
+    for _ in range(100):
+        if log.all_closed:
+            break
+        await asyncio.sleep(0.01)
+    assert log.all_closed
+
+
+def test_close_cuts_off_a_call_in_flight(emulator: WebsimEmulator) -> None:
+    emulator.enqueue("chat", delay=30)
+    client = WebsimClient(emulator.base_url)
+    outcome: list[BaseException | str] = []
+
+    def call() -> None:
+        try:
+            outcome.append(client.chat(USER).text)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    emulator.wait_for_requests_sync(1)
+    client.close()
+    caller.join(10)
+    assert not caller.is_alive()  # no caller waits forever on a stopped loop
+    (result,) = outcome
+    assert isinstance(result, RuntimeError)
+    assert "closed while this call ran" in str(result)
+
+
+def test_a_dropped_client_stops_its_thread(emulator: WebsimEmulator) -> None:
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    client.chat(USER)
+    thread = client._background._thread
+    assert thread is not None and thread.is_alive()
+    del client
+    gc.collect()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert log.all_closed
+
+
+def test_a_dropped_client_session_closes_with_its_loop(emulator: WebsimEmulator) -> None:
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def use_and_drop() -> None:
+        client = WebsimClient(emulator.base_url)
+        log = SessionLog(client)
+        await client.achat(USER)
+        sessions.extend(log.sessions)
+        del client, log
+        gc.collect()  # the session must survive this, to be closed by the loop below
+        assert not any(s.closed for s in sessions)
+
+    asyncio.run(use_and_drop())
+    assert len(sessions) == 1 and sessions[0].closed
+
+
+# --------------------------------------------------------------------------- process exit
+
+
+SCRIPT = """
+import asyncio
+import atexit
+import gc
+import sys
+import threading
+
+import aiohttp
+
+
+# Registered first, so it runs last: after the package's own exit hooks.  An unclosed
+# session alive at exit is otherwise silent (it is never garbage-collected), so look.
+def check_nothing_left_open():
+    sessions = [
+        o for o in gc.get_objects() if isinstance(o, aiohttp.ClientSession) and not o.closed
+    ]
+    threads = [t.name for t in threading.enumerate() if t.name == "langchain-websim"]
+    if sessions or threads:
+        sys.stderr.write(f"left open at exit: {len(sessions)} sessions, threads {threads}\\n")
+
+
+atexit.register(check_nothing_left_open)
+
+from langchain_websim import WebsimClient  # noqa: E402
+
+client = WebsimClient(sys.argv[1], retry_base_delay=0.01)
+print(client.chat([{"role": "user", "content": "sync"}]).text)
+print(asyncio.run(client.achat([{"role": "user", "content": "async"}])).text)
+print(client.generate_image("a cat").url.startswith(sys.argv[1]))
+
+
+async def both():
+    shared = WebsimClient.shared(sys.argv[1])
+    await shared.achat([{"role": "user", "content": "shared"}])
+    # A sync call from inside a running loop, then leave everything open.
+    return shared.chat([{"role": "user", "content": "nested"}]).text
+
+
+print(asyncio.run(both()))
+"""
+
+
+def test_unclosed_clients_exit_silently(emulator: WebsimEmulator, tmp_path: Path) -> None:
+    script = tmp_path / "uses_websim.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error::ResourceWarning",
+            "-X",
+            "dev",
+            str(script),
+            emulator.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.stderr == ""
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == ["Echo: sync", "Echo: async", "True", "Echo: nested"]
+    assert len(emulator.requests) == 5
