@@ -8,6 +8,7 @@ import pickle
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -359,3 +360,52 @@ class _CountingLimiter(BaseRateLimiter):
     async def aacquire(self, *, blocking: bool = True) -> bool:
         self.async_calls += 1
         return True
+
+
+# --------------------------------------------------------------------------- the docs page
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "chat.md"
+
+
+def test_docs_page_runs_against_the_emulator(
+    emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    for section in ("Overview", "Setup", "Instantiation", "Invocation", "Chaining"):
+        assert f"\n## {section}\n" in text
+    assert "\n## Image generation through chat\n" in text
+    assert "\n## API reference\n" in text
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    assert len(blocks) >= 10
+    monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
+    namespace: dict[str, Any] = {"__name__": "chat_docs"}
+    try:
+        for number, block in enumerate(blocks, 1):
+            exec(compile(block, f"{DOC.name} python block {number}", "exec"), namespace)
+    finally:
+        for value in namespace.values():
+            if isinstance(value, ChatWebsim) and value._shared_client is not None:
+                value._shared_client.close()
+    out = capsys.readouterr().out
+    assert "Echo: I love programming." in out
+    assert "type 'image' at position 1" in out
+    assert "'Echo: Write a limerick. ' gemini-2.5-pro" in out
+    assert "Echo: Tell me a joke. last" in out
+    assert "20 Echo: Question 19" in out
+    assert "answered" in out
+    assert out.count(emulator.base_url + "/images/") == 2
+    assert "['text', 'image']" in out
+    images = [r.body for r in emulator.requests_for("image")]
+    assert [(b["prompt"], b["aspect_ratio"]) for b in images] == [
+        ("A lighthouse on a cliff\nat dusk, oil painting", "16:9"),
+        ("a red fox in fresh snow, watercolour", "9:16"),
+    ]
+    chats = emulator.requests_for("chat")
+    assert all(r.status == 200 and r.violations == [] for r in emulator.requests)
+    assert chats[0].body["messages"][0] == {
+        "role": "system",
+        "content": "You translate English to French.",
+    }
+    assert {"abc_0123456789abcde"} == {
+        r.body["project_id"] for r in chats if "limerick" in str(r.body["messages"])
+    }
