@@ -80,10 +80,7 @@ class LoopSessions:
         except RuntimeError:
             current = None
         for loop, (session, keeper) in list(self._by_loop.items()):
-            if session.closed:
-                self._by_loop.pop(loop, None)
-                _KEEPERS.pop(session, None)
-            elif loop.is_closed():
+            if loop.is_closed():
                 self._by_loop.pop(loop, None)
                 _abandon(session)
             elif loop is current:
