@@ -4,6 +4,7 @@ nothing open behind it (the pytest config turns ResourceWarning into errors)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import os
 import subprocess
@@ -323,3 +324,93 @@ def test_unclosed_clients_exit_silently(emulator: WebsimEmulator, tmp_path: Path
     assert proc.returncode == 0
     assert proc.stdout.splitlines() == ["Echo: sync", "Echo: async", "True", "Echo: nested"]
     assert len(emulator.requests) == 5
+
+
+# --------------------------------------------------------------------------- unusual loops
+
+
+def test_loop_closed_without_shutdown(emulator: WebsimEmulator) -> None:
+    # Hand-made loops are sometimes closed without shutdown_asyncgens(); the session on such
+    # a loop can no longer be awaited, but its sockets must still be released.
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    loop = asyncio.new_event_loop()
+    assert loop.run_until_complete(client.achat(USER)).text == "Echo: ping"
+    loop.close()
+    assert len(log.sessions) == 1 and not log.sessions[0].closed
+    client.close()
+    assert log.all_closed
+    gc.collect()  # a ResourceWarning from a leaked socket would fail the test here
+
+
+async def test_new_loop_forgets_dead_ones(emulator: WebsimEmulator) -> None:
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+
+    def on_a_dead_loop() -> None:
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(client.achat(USER))
+        loop.close()
+
+    await asyncio.to_thread(on_a_dead_loop)
+    await client.achat(USER)  # opening this loop's session releases the dead loop's one
+    assert log.sessions[0].closed and not log.sessions[1].closed
+    await client.aclose()
+    assert log.all_closed
+    gc.collect()
+
+
+def test_close_with_an_idle_loop(emulator: WebsimEmulator) -> None:
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(client.achat(USER))
+        client.close()  # the loop is neither running nor closed: it is run to close the session
+        assert log.all_closed
+    finally:
+        loop.close()
+
+
+def test_close_from_the_clients_own_loop(emulator: WebsimEmulator) -> None:
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    thread = None
+
+    async def close_from_inside() -> str:
+        nonlocal thread
+        thread = threading.current_thread()
+        text = (await client.achat(USER)).text
+        client.close()
+        return text
+
+    assert client.run_sync(close_from_inside()) == "Echo: ping"
+    assert thread is not None
+    thread.join(10)
+    assert not thread.is_alive()
+    assert log.all_closed
+
+
+def test_cancellation_inside_a_sync_call_is_not_mistaken_for_close() -> None:
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    with WebsimClient("http://127.0.0.1:9") as client:
+        with pytest.raises(concurrent.futures.CancelledError):
+            client.run_sync(cancelled())
+        assert not client.closed
+
+
+def test_exit_hook_closes_live_clients(
+    emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_websim import _client
+
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    client.chat(USER)
+    live = _client.weakref.WeakSet([client])
+    monkeypatch.setattr(_client, "_LIVE_CLIENTS", live)
+    _client._close_all_clients()
+    assert client.closed
+    assert log.all_closed

@@ -363,6 +363,7 @@ NOW = 1_700_000_000.0
         ({"retry-after": "0"}, 0.0),
         ({"retry-after": email.utils.formatdate(NOW + 12, usegmt=True)}, 12.0),
         ({"retry-after": email.utils.formatdate(NOW - 60, usegmt=True)}, 0.0),
+        ({"retry-after": email.utils.formatdate(NOW + 5)}, 5.0),  # "-0000": naive, still GMT
         ({"retry-after-ms": "250"}, 0.25),
         ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
         ({"retry-after-ms": "soon", "retry-after": "9"}, 9.0),

@@ -235,6 +235,7 @@ def test_image_prompt_from_messages() -> None:
     msgs = [
         {"role": "user", "content": "ignored: before the assistant"},
         {"role": "assistant", "content": "sure"},
+        {"role": "user"},  # no content: nothing to add, but the run goes on
         {"role": "user", "content": "  a lighthouse  "},
         {"role": "user", "content": [{"type": "text", "text": " at dusk "}, {"type": "image_url"}]},
     ]
