@@ -75,9 +75,19 @@ async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, u
             url=url,
             status_code=resp.status,
             content_type=resp.headers.get("content-type", ""),
-            body=_wire.excerpt(b"".join(chunks)[:2048]),
+            body=_wire.excerpt(_head(chunks, 2048)),
         )
     return b"".join(chunks)
+
+
+def _head(chunks: list[bytes], n: int) -> bytes:
+    # Joining the whole over-cap body just to quote its start would hold it twice.
+    head = bytearray()
+    for chunk in chunks:
+        head += chunk[: n - len(head)]
+        if len(head) >= n:
+            break
+    return bytes(head)
 
 
 def _size(n: int) -> str:
