@@ -15,7 +15,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_websim import _wire
 from langchain_websim._client import WebsimClient, _validate_proxy, resolve_base_url
@@ -75,18 +75,18 @@ class ChatWebsim(BaseChatModel):
     generic LangChain code and ignored with a warning: Websim has no such settings.
 
     Invoke:
-        .. code-block:: python
+        ```python
+        from langchain_websim import ChatWebsim
 
-            from langchain_websim import ChatWebsim
-
-            llm = ChatWebsim()
-            llm.invoke([("system", "Answer briefly."), ("human", "What is 2 + 2?")])
+        llm = ChatWebsim()
+        llm.invoke([("system", "Answer briefly."), ("human", "What is 2 + 2?")])
+        ```
 
     Image generation:
-        .. code-block:: python
-
-            msg = ChatWebsim(model="flux").invoke("a lighthouse at dusk", aspect_ratio="16:9")
-            msg.response_metadata["image_url"]
+        ```python
+        msg = ChatWebsim(model="flux").invoke("a lighthouse at dusk", aspect_ratio="16:9")
+        msg.response_metadata["image_url"]
+        ```
 
     Response metadata:
         ``model_name`` (the routed model), ``model_provider``, ``project_id``,
@@ -97,7 +97,10 @@ class ChatWebsim(BaseChatModel):
     CHAT_MODELS: ClassVar[tuple[str, ...]] = CHAT_MODELS
     IMAGE_MODELS: ClassVar[tuple[str, ...]] = IMAGE_MODELS
 
-    model: str = Field(default=_wire.DEFAULT_CHAT_MODEL, alias="model_name")
+    # A validation alias (not ``alias``) keeps ``model=`` the keyword type checkers see.
+    model: str = Field(
+        default=_wire.DEFAULT_CHAT_MODEL, validation_alias=AliasChoices("model", "model_name")
+    )
     """Routes the call: an image model (``flux``) or a chat model (anything else)."""
     base_url: str = Field(default_factory=lambda: resolve_base_url(None), validate_default=True)
     """Service root; default ``$WEBSIM_BASE_URL``, else ``https://websim.ai``."""

@@ -259,6 +259,11 @@ def test_streaming_field_routes_invoke_through_the_stream(client: WebsimClient) 
     llm = ChatWebsim(client=client, streaming=True)
     assert llm.invoke("x", config={"callbacks": [recorder]}).content == "Echo: x"
     assert recorder.events == ["start", "token:Echo: x", "end"]
+    # LangChain's own per-call switch reaches the model as stream=...; it is not an error.
+    recorder.events.clear()
+    plain = ChatWebsim(client=client)
+    assert plain.invoke("y", stream=True, config={"callbacks": [recorder]}).content == "Echo: y"
+    assert recorder.events == ["start", "token:Echo: y", "end"]
 
 
 async def test_rate_limiter_is_consulted(client: WebsimClient) -> None:
