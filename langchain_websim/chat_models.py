@@ -104,12 +104,12 @@ class ChatWebsim(BaseChatModel):
     """Routes the call: an image model (``flux``) or a chat model (anything else)."""
     base_url: str = Field(default_factory=lambda: resolve_base_url(None), validate_default=True)
     """Service root; default ``$WEBSIM_BASE_URL``, else ``https://websim.ai``."""
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0, allow_inf_nan=False)
     """Seconds allowed for each attempt."""
-    max_retries: int = Field(default=2, ge=0)
+    max_retries: int = Field(default=2, ge=0, strict=True)
     """Retries after the first attempt, for 408/409/429/5xx and connection failures."""
-    retry_base_delay: float = Field(default=1.0, ge=0)
-    retry_max_delay: float = Field(default=30.0, ge=0)
+    retry_base_delay: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    retry_max_delay: float = Field(default=30.0, ge=0, allow_inf_nan=False)
     proxy: str | None = Field(default=None, repr=False)
     """``http://[user:pass@]host:port`` proxy (kept out of ``repr``: it may hold a password)."""
     project_id: str | None = None

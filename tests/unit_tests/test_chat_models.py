@@ -73,6 +73,8 @@ def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"model": "  "}, "model must be a non-empty"),
         ({"base_url": "ftp://websim.ai"}, "base_url"),
         ({"timeout": 0}, "greater than 0"),
+        ({"timeout": float("inf")}, "finite number"),
+        ({"max_retries": True}, "valid integer"),
         ({"max_retries": -1}, "greater than or equal to 0"),
         ({"retry_base_delay": -1}, "greater than or equal to 0"),
         ({"proxy": "socks5://127.0.0.1:1080"}, "proxy must be an http"),
