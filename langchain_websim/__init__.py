@@ -11,22 +11,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_websim._client import (
-        WebsimChatResponse,
-        WebsimClient,
-        WebsimImageResponse,
-    )
-    from langchain_websim.chat_models import ChatWebsim
-    from langchain_websim.errors import (
-        WebsimAPIError,
-        WebsimBlockedError,
-        WebsimConnectionError,
-        WebsimError,
-        WebsimRateLimitError,
-        WebsimResponseError,
-        WebsimTimeoutError,
-    )
-    from langchain_websim.tools import WebsimImageInput, WebsimImageTool
+    # "X as X" marks an explicit re-export, so strict type checkers accept
+    # `from langchain_websim import ChatWebsim` while the runtime import stays lazy.
+    from langchain_websim._client import WebsimChatResponse as WebsimChatResponse
+    from langchain_websim._client import WebsimClient as WebsimClient
+    from langchain_websim._client import WebsimImageResponse as WebsimImageResponse
+    from langchain_websim.chat_models import ChatWebsim as ChatWebsim
+    from langchain_websim.errors import WebsimAPIError as WebsimAPIError
+    from langchain_websim.errors import WebsimBlockedError as WebsimBlockedError
+    from langchain_websim.errors import WebsimConnectionError as WebsimConnectionError
+    from langchain_websim.errors import WebsimError as WebsimError
+    from langchain_websim.errors import WebsimRateLimitError as WebsimRateLimitError
+    from langchain_websim.errors import WebsimResponseError as WebsimResponseError
+    from langchain_websim.errors import WebsimTimeoutError as WebsimTimeoutError
+    from langchain_websim.tools import WebsimImageInput as WebsimImageInput
+    from langchain_websim.tools import WebsimImageTool as WebsimImageTool
 
 __version__ = "0.1.0"
 
