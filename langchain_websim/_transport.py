@@ -69,13 +69,17 @@ async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, u
                 too_large = True
                 break
     if too_large:
+        head = _head(chunks, 2048)
+        # The error's traceback keeps this frame alive (often in a reference cycle, until the
+        # next garbage collection): it must not keep the 10 MiB read so far alive with it.
+        chunks.clear()
         raise WebsimResponseError(
             f"the body exceeds the {_size(_wire.MAX_BODY_BYTES)} cap and was not read past it",
             endpoint=endpoint.name,
             url=url,
             status_code=resp.status,
             content_type=resp.headers.get("content-type", ""),
-            body=_wire.excerpt(_head(chunks, 2048)),
+            body=_wire.excerpt(head),
         )
     return b"".join(chunks)
 
