@@ -11,6 +11,7 @@ import atexit
 import logging
 import math
 import os
+import ssl
 import threading
 import time
 import weakref
@@ -84,6 +85,9 @@ class WebsimClient:
         proxy: ``http://[user:pass@]host:port`` proxy for every request.
         headers: extra headers, added to (and overriding) the browser-like defaults.
         max_connections: size of the connection pool of each event loop.
+        ssl_context: the ``ssl.SSLContext`` that verifies HTTPS servers, e.g. one that also
+            trusts a private CA (``ssl.create_default_context(cafile=...)``).  ``None`` (the
+            default) verifies against the system's trust store.
 
     Nothing touches the network until the first call.  Use one client for many models and
     tools (``WebsimClient.shared(...)`` returns the process-wide one for a configuration).
@@ -100,6 +104,7 @@ class WebsimClient:
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = _wire.normalize_base_url(resolve_base_url(base_url))
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
@@ -114,7 +119,12 @@ class WebsimClient:
         self.retry = RetryPolicy(max_retries, retry_base_delay, retry_max_delay)
         self.proxy = _validate_proxy(proxy)
         self.headers = _wire.validate_headers(headers)
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(
+                f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
+            )
         self.max_connections = max_connections
+        self.ssl_context = ssl_context
         self._request_headers = {
             name: _wire.build_headers(self.base_url, ep, self.headers)
             for name, ep in _wire.ENDPOINTS.items()
@@ -244,6 +254,7 @@ class WebsimClient:
         proxy: str | None = None,
         headers: Mapping[str, str] | None = None,
         max_connections: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> WebsimClient:
         """The process-wide client for this configuration, so instances share one pool."""
         resolved = _wire.normalize_base_url(resolve_base_url(base_url))
@@ -257,6 +268,7 @@ class WebsimClient:
             proxy,
             tuple(sorted(_wire.validate_headers(headers).items())),
             max_connections,
+            ssl_context,  # by identity: the same context object shares a client
         )
         client = _SHARED.get(key)
         if client is not None and not client._closed:
@@ -273,6 +285,7 @@ class WebsimClient:
                     proxy=proxy,
                     headers=headers,
                     max_connections=max_connections,
+                    ssl_context=ssl_context,
                 )
                 _SHARED[key] = client
             return client
@@ -280,7 +293,7 @@ class WebsimClient:
     # ------------------------------------------------------------------ the send path
 
     def _new_session(self) -> aiohttp.ClientSession:
-        return _transport.new_session(self.timeout, self.max_connections)
+        return _transport.new_session(self.timeout, self.max_connections, self.ssl_context)
 
     @staticmethod
     def _project_id(endpoint: _wire.Endpoint, project_id: str | None) -> str:

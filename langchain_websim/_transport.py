@@ -8,6 +8,7 @@ error the caller will see.  Proxy credentials are redacted from everything it wr
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,8 +31,12 @@ Answer = tuple[int, str, Mapping[str, str], bytes]
 """status, content type, response headers, body."""
 
 
-def new_session(timeout: float, max_connections: int) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0)
+def new_session(
+    timeout: float, max_connections: int, ssl_context: ssl.SSLContext | None = None
+) -> aiohttp.ClientSession:
+    # ``True`` is aiohttp's default: verify against the system's trust store.
+    verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+    connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ssl=verify)
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout),

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aioresponses import aioresponses
 from aioresponses.core import RequestCall
@@ -436,6 +438,8 @@ def test_bad_base_url_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         ({"proxy": "proxy.local:3128"}, ValueError, "proxy"),
         ({"proxy": "http://proxy.local:99999"}, ValueError, "proxy"),
         ({"proxy": 3128}, TypeError, "proxy"),
+        ({"ssl_context": False}, TypeError, "ssl_context"),
+        ({"ssl_context": "/etc/ssl/ca.pem"}, TypeError, "ssl_context"),
     ],
 )
 def test_constructor_validation(
@@ -444,6 +448,37 @@ def test_constructor_validation(
     with pytest.raises(error, match=match):
         WebsimClient(**kwargs)
     assert http.requests == {}
+
+
+async def test_ssl_context_verifies_every_connection(
+    http: aioresponses, make_client: Callable[..., WebsimClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connectors: list[dict[str, Any]] = []
+    real_connector = aiohttp.TCPConnector
+
+    def spy(*args: Any, **kwargs: Any) -> aiohttp.TCPConnector:
+        connectors.append(kwargs)
+        return real_connector(*args, **kwargs)
+
+    monkeypatch.setattr(aiohttp, "TCPConnector", spy)
+    http.post(CHAT_URL, payload={"content": "x"}, repeat=True)
+    trust = ssl.create_default_context()
+    custom = make_client(ssl_context=trust)
+    default = make_client()
+    assert (custom.ssl_context, default.ssl_context) == (trust, None)
+    await custom.achat(MESSAGES)
+    await default.achat(MESSAGES)
+    # The caller's context, else aiohttp's default verification: never verification off.
+    assert [c["ssl"] for c in connectors] == [trust, True]
+
+
+def test_shared_clients_differ_by_ssl_context(shared_clients: list[WebsimClient]) -> None:
+    trust = ssl.create_default_context()
+    a = WebsimClient.shared(max_connections=9, ssl_context=trust)
+    b = WebsimClient.shared(max_connections=9)
+    shared_clients.extend([a, b])
+    assert WebsimClient.shared(max_connections=9, ssl_context=trust) is a
+    assert a is not b and a.ssl_context is trust and b.ssl_context is None
 
 
 def test_repr_hides_proxy_credentials() -> None:
