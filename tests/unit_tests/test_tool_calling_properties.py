@@ -53,7 +53,7 @@ JSON_CONTAINERS = st.lists(JSON_VALUES, max_size=4) | st.dictionaries(
 )
 # Prose that cannot itself start a JSON value or a fence.
 PROSE = st.text(
-    alphabet=st.characters(blacklist_characters="{[`", blacklist_categories=("Cs",)),
+    alphabet=st.characters(exclude_characters="{[`", codec="utf-8"),
     max_size=80,
 )
 HEAVY = settings(deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow])
