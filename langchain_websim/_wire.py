@@ -176,8 +176,22 @@ def validate_wire_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[s
                 f"message {i} content must be a string or a list of content parts, "
                 f"got {type(content).__name__}"
             )
+        if isinstance(content, list):
+            _check_parts(i, content)
         out.append({"role": role, "content": content})
     return out
+
+
+def _check_parts(i: int, parts: list[Any]) -> None:
+    # The service would answer a malformed part with a vague 4xx after the request was sent.
+    for j, part in enumerate(parts):
+        if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+            raise ValueError(
+                f"message {i} content part {j} must be a dict with a string 'type' "
+                f"(e.g. {{'type': 'text', 'text': ...}}), got {excerpt(repr(part), 80)}"
+            )
+        if part["type"] == "text" and not isinstance(part.get("text"), str):
+            raise ValueError(f"message {i} content part {j} is a text part without a string 'text'")
 
 
 # --------------------------------------------------------------------------- requests
