@@ -179,7 +179,15 @@ def validate_wire_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[s
         if isinstance(content, list):
             _check_parts(i, content)
         out.append({"role": role, "content": content})
+    if not any(_has_content(msg["content"]) for msg in out):
+        raise ValueError("every message is empty (or only white space); there is nothing to answer")
     return out
+
+
+def _has_content(content: str | list[Any]) -> bool:
+    if isinstance(content, str):
+        return bool(content.strip())
+    return any(part["type"] != "text" or part["text"].strip() for part in content)
 
 
 def _check_parts(i: int, parts: list[Any]) -> None:
