@@ -223,7 +223,8 @@ class _Checker:
         if step is not None and step > 0:
             ratio = value / step
             # Tolerance for binary floats: 0.3 is a multiple of 0.1.
-            if not (math.isfinite(ratio) and abs(ratio - round(ratio)) <= 1e-9 * max(1.0, abs(ratio))):
+            tolerance = 1e-9 * max(1.0, abs(ratio))
+            if not (math.isfinite(ratio) and abs(ratio - round(ratio)) <= tolerance):
                 self._fail(path, f"{_show(value)} is not a multiple of {step}")
 
     def _check_size(

@@ -257,8 +257,10 @@ def parse_reply(text: str, tools: Sequence[Mapping[str, Any]] | None) -> ParsedR
             continue
         pieces.append(text[cursor : max(cursor, span.outer_start)])
         cursor = max(cursor, span.outer_end)
-        if isinstance(span.value, dict) and isinstance(span.value.get("content"), str):
-            pieces.append(span.value["content"])
+        if isinstance(span.value, dict) and "tool_calls" in span.value:
+            # Text the model put inside the envelope is part of its answer too.
+            note = span.value.get("content")
+            pieces.append(note if isinstance(note, str) else "")
         source = text[span.start : span.end]
         for raw in raw_calls:
             call_id = _new_id()

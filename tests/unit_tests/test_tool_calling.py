@@ -304,8 +304,25 @@ def test_shape_openai_function_object() -> None:
     assert parse(text).tool_calls[0]["id"] != "x"  # ids are always ours
 
 
+def test_shape_envelope_holding_a_single_call_object() -> None:
+    text = json.dumps({"tool_calls": weather(PARIS)})
+    assert only_call(parse(text)) == ("get_weather", PARIS)
+
+
+@pytest.mark.parametrize("arguments", [None, "", "  ", {}])
+def test_shape_missing_or_empty_arguments_mean_no_arguments(arguments: Any) -> None:
+    ping = {"type": "function", "function": {"name": "ping", "parameters": {"type": "object"}}}
+    for text in ('{"name": "ping"}', json.dumps({"name": "ping", "arguments": arguments})):
+        reply = parse_reply(text, [ping])
+        assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("ping", {})]
+
+
 def test_shape_inline_arguments_for_a_known_tool() -> None:
     assert only_call(parse('{"name": "get_weather", "city": "Paris"}')) == ("get_weather", PARIS)
+    # An inline argument called "content" is an argument, not text of the answer.
+    reply = parse('{"name": "get_weather", "city": "Paris", "content": "x"}')
+    assert only_call(reply) == ("get_weather", {"city": "Paris", "content": "x"})
+    assert reply.content == ""
 
 
 def test_shape_tool_parameter_named_like_an_argument_key() -> None:
@@ -411,6 +428,7 @@ def test_valid_nested_arguments_pass() -> None:
         ),
         ({"arguments": PARIS}, 'the tool call names no tool (expected a string "name")'),
         ("get_weather", "a tool call must be a JSON object, got a string"),
+        ({"name": "run", "input": 5}, "the arguments for tool 'run' must be a JSON object, got a"),
     ],
 )
 def test_malformed_calls_in_an_envelope_are_invalid(call: Any, expected: str) -> None:
@@ -443,6 +461,12 @@ def test_valid_and_invalid_calls_in_one_reply_are_split() -> None:
 )
 def test_text_without_a_call_is_a_plain_answer(text: str) -> None:
     assert parse(text) == ParsedReply(content=text, tool_calls=[], invalid_tool_calls=[])
+
+
+def test_fences_are_cut_only_when_they_wrap_the_call() -> None:
+    reply = parse(f"Calling {ENVELOPE}\n```")
+    assert only_call(reply) == ("get_weather", PARIS)
+    assert reply.content == "Calling\n\n```"
 
 
 @pytest.mark.parametrize("tools", [None, []])
@@ -493,6 +517,8 @@ def test_extract_json_prefers_a_fenced_value_and_accepts_arrays() -> None:
 def test_extract_json_without_json_raises_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"no JSON object or array found in the text: 'I c"):
         extract_json("I cannot answer that {sorry}.")
+    with pytest.raises(ValueError, match=r"found in the text: 'xxx+\.\.\.'$"):
+        extract_json("x" * 1000)
     with pytest.raises(TypeError, match="expects a str"):
         extract_json(None)  # type: ignore[arg-type]
 
@@ -545,6 +571,34 @@ def test_schema_check_follows_local_refs_and_alternatives() -> None:
         ),
         (1, False, ["arguments: no value is allowed here"]),
         (None, {"type": ["string", "null"]}, []),
+        (
+            5,
+            {"allOf": [{"type": "integer"}, {"maximum": 3}]},
+            ["arguments: 5 is greater than the maximum 3"],
+        ),
+        (1, {"exclusiveMinimum": 1}, ["arguments: 1 is not greater than 1"]),
+        (0.25, {"multipleOf": 0.1}, ["arguments: 0.25 is not a multiple of 0.1"]),
+        (
+            "a",
+            {"pattern": "("},
+            [
+                "arguments: the schema's pattern '(' is invalid "
+                "(missing ), unterminated subpattern at position 0)"
+            ],
+        ),
+        ([1, {"a": 2}], {"enum": [[1, {"a": 2}], 3]}, []),
+        (
+            [1, {"a": 2.0}],
+            {"const": [1, {"a": True}]},
+            ["arguments: expected [1, {'a': True}], got [1, {'a': 2.0}]"],
+        ),
+        ({"a": 1}, {"properties": {"a": 5}}, []),
+        (
+            {"a": 1},
+            {"$ref": "other.json#/a"},
+            ["arguments: only local references are supported, got 'other.json#/a'"],
+        ),
+        ((1, 2), {"type": "array"}, ["arguments: expected array, got tuple (1, 2)"]),
     ],
 )
 def test_schema_check_keywords(value: Any, schema: Any, expected: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -175,3 +176,23 @@ def test_extract_json_finds_any_embedded_container(
     body = json.dumps(value, ensure_ascii=False)
     text = f"{before}\n```json\n{body}\n```\n{after}" if fenced else f"{before} {body} {after}"
     assert extract_json(text) == value
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"name": "nope", "arguments": {"key": %s}}',
+        '{"name": "lookup", "arguments": {"key": %s}}',
+        '{"name": "lookup", "arguments": "{\\"key\\": %s}"}',
+        '{"tool_calls": [%s]}',
+        "[%s",
+    ],
+)
+def test_nesting_around_the_recursion_limit_never_raises(template: str) -> None:
+    # Values just decodable at this stack depth must survive checking and re-encoding.
+    limit = sys.getrecursionlimit()
+    for depth in range(limit - 150, limit + 5):
+        text = template % ("[" * depth + "]" * depth)
+        reply = parse_reply(text, TOOLS)
+        check_invariants(text, reply)
+        assert reply.tool_calls == []  # "key" must be a string
