@@ -10,9 +10,10 @@ was asked to write them.  Real models reply noisily, so the parser accepts much 
 the envelope it asks for:
 
 - the envelope fenced (```` ```json ````, ```` ``` ````) or bare, with prose before/after;
-- a single call object, or a bare list of call objects;
+- a single call object, a bare list of call objects, or ``tool_calls`` holding one object;
 - the arguments under ``arguments``, ``args``, ``parameters``, ``input`` or ``tool_input``,
-  as an object or as a JSON string, or inline next to the name (known tools only);
+  as an object or as a JSON string (missing, ``null`` or empty: no arguments), or inline
+  next to the name (known tools only);
 - the ``{"tool": ..., "tool_input": ...}`` shape and OpenAI's
   ``{"function": {"name": ..., "arguments": "..."}}`` shape;
 - several calls in one envelope, and several envelopes in one reply.
