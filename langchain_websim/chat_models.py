@@ -18,7 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_websim import _wire
-from langchain_websim._client import WebsimClient, _validate_proxy, resolve_base_url
+from langchain_websim._client import WebsimClient, _validate_proxy, redact_url, resolve_base_url
 from langchain_websim._messages import apply_stop, convert_messages, image_content, validate_stop
 
 __all__ = ["CHAT_MODELS", "IMAGE_MODELS", "ChatWebsim"]
@@ -225,6 +225,12 @@ class ChatWebsim(BaseChatModel):
     @classmethod
     def is_lc_serializable(cls) -> bool:
         return True
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        # dumpd() output reaches every callback handler and tracer: a proxy URL that carries
+        # credentials goes out as a secret reference (load() restores it from WEBSIM_PROXY).
+        return {"proxy": "WEBSIM_PROXY"} if redact_url(self.proxy) != self.proxy else {}
 
     def __getstate__(self) -> dict[Any, Any]:
         # A client owns sockets, a thread and locks; only its configuration crosses a
