@@ -13,8 +13,9 @@ See the project's ``docs/emulator.md`` for scripting faults and inspecting reque
 
 from __future__ import annotations
 
+from langchain_websim.testing._agent import agent_responder
 from langchain_websim.testing._emulator import WebsimEmulator
 from langchain_websim.testing._records import RecordedRequest
 from langchain_websim.testing._server import ChatResponder
 
-__all__ = ["ChatResponder", "RecordedRequest", "WebsimEmulator"]
+__all__ = ["ChatResponder", "RecordedRequest", "WebsimEmulator", "agent_responder"]

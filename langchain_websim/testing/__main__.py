@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from langchain_websim.testing._agent import agent_responder
 from langchain_websim.testing._emulator import WebsimEmulator
 
 
@@ -31,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="port to bind; 0 picks a free one (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--agent",
+        action="store_true",
+        help="agent mode: answer tool-offering chat requests by calling a tool, then "
+        "summarise its result (see langchain_websim.testing.agent_responder)",
     )
     parser.add_argument(
         "--lenient",
@@ -54,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.port,
             strict=not args.lenient,
             require_project_id_format=not args.any_project_id,
+            chat_responder=agent_responder if args.agent else None,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -1,0 +1,154 @@
+"""The ``websim`` command, driven as a subprocess against the emulator."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from langchain_websim import WebsimClient, _wire
+from langchain_websim.testing import WebsimEmulator
+
+CANNED = "canned"
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != _wire.BASE_URL_ENV}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "langchain_websim", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "websim"
+    assert script.exists(), "the 'websim' console script is not installed beside python"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    for command in ("chat", "image", "emulator", "demo"):
+        assert command in done.stdout
+
+
+def test_chat_against_in_process_emulator_says_answers_are_canned() -> None:
+    done = run("chat", "--emulator", "hello", "there")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Echo: hello there"
+    assert CANNED in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_chat_json_prints_the_full_result() -> None:
+    done = run("--emulator", "--json", "chat", "--model", "gemini-1.5-flash", "hi")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["content"] == "Echo: hi"
+    meta = result["response_metadata"]
+    assert meta["model_name"] == "gemini-1.5-flash"
+    assert _wire.CHAT.project_id_re.match(meta["project_id"])
+    assert meta["attempts"] == 1
+    assert "usage_metadata" not in result
+
+
+def test_chat_sends_system_message_to_base_url(emulator: WebsimEmulator) -> None:
+    done = run("chat", "--base-url", emulator.base_url, "--system", "Be brief.", "Hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Echo: Hi"
+    assert CANNED not in done.stderr  # a real server, as far as the command knows
+    (request,) = emulator.requests_for("chat")
+    assert request.body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+
+
+def test_base_url_from_environment(emulator: WebsimEmulator) -> None:
+    done = run("image", "a", "red", "fox", env={_wire.BASE_URL_ENV: emulator.base_url})
+    assert done.returncode == 0, done.stderr
+    (request,) = emulator.requests_for("image")
+    assert request.body["prompt"] == "a red fox"
+    assert done.stdout.strip().startswith(emulator.base_url + "/images/")
+
+
+def test_image_json_with_aspect_ratio(emulator: WebsimEmulator) -> None:
+    done = run("image", "--base-url", emulator.base_url, "--json", "--aspect-ratio", "16:9", "x")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["aspect_ratio"] == "16:9"
+    assert result["model"] == "flux"
+    assert _wire.IMAGE.project_id_re.match(result["project_id"])
+    assert result["url"].endswith(".png")
+    assert emulator.requests_for("image")[0].body["aspect_ratio"] == "16:9"
+
+
+def test_flux_through_chat_prints_the_image_url(emulator: WebsimEmulator) -> None:
+    done = run("chat", "--base-url", emulator.base_url, "--model", "flux", "a", "boat")
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/images/\w+\.png", done.stdout.strip())
+    assert emulator.requests_for("image")[0].body["prompt"] == "a boat"
+
+
+def test_service_error_exits_1_with_message_and_no_traceback(emulator: WebsimEmulator) -> None:
+    emulator.enqueue("chat", status=422, json={"error": "unprocessable prompt"})
+    done = run("chat", "--base-url", emulator.base_url, "Hi")
+    assert done.returncode == 1
+    assert "HTTP 422" in done.stderr
+    assert "unprocessable prompt" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_retries_are_reported_on_stderr(emulator: WebsimEmulator) -> None:
+    emulator.enqueue("chat", status=503, json={"error": "busy"}, headers={"Retry-After": "0"})
+    done = run("chat", "--base-url", emulator.base_url, "Hi")
+    assert done.returncode == 0, done.stderr
+    assert "HTTP 503; retrying" in done.stderr
+    assert len(emulator.requests_for("chat")) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("image", "--emulator", "--aspect-ratio", "16x9", "fox"), "aspect_ratio"),
+        (("chat", "--base-url", "ftp://example.com", "hi"), "base_url"),
+        (("image", "--emulator", "   "), "prompt"),
+        (("chat",), "the following arguments are required"),
+        (("draw", "x"), "invalid choice"),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str, ...], message: str) -> None:
+    done = run(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_emulator_subcommand_serves_until_terminated() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "langchain_websim", "emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        assert base_url.startswith("http://127.0.0.1:")
+        with WebsimClient(base_url, max_retries=0) as client:
+            assert client.chat([{"role": "user", "content": "ping"}]).text == "Echo: ping"
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert stderr == ""
