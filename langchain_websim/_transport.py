@@ -202,9 +202,12 @@ def redact_url(url: str | None) -> str | None:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable URL>"
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    if "@" in parts.netloc:
+        return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
+    if not parts.netloc and "@" in url:
+        # Without "//" (``user:secret@host:3128``) urlsplit sees no user info at all.
+        return "***@" + url.rpartition("@")[2]
+    return url
 
 
 def redact_text(text: str, proxy: str | None) -> str:
