@@ -1,0 +1,95 @@
+"""The emulator's agent mode reads the same prompt protocol ChatWebsim writes.
+
+The conversations here are built with the protocol's own renderers, so a change of the
+protocol's wording that the responder does not follow fails these tests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from langchain_websim._tool_calling import (
+    parse_reply,
+    render_tool_result,
+    tool_instruction,
+)
+from langchain_websim.testing import agent_responder
+from langchain_websim.tools import WebsimImageTool
+
+
+def get_weather(city: str) -> str:
+    """Get the weather for a city."""
+    return city
+
+
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+IMAGE_TOOL = convert_to_openai_tool(WebsimImageTool())
+WEATHER_TOOL = convert_to_openai_tool(get_weather)
+ADD_TOOL = convert_to_openai_tool(add)
+
+
+def conversation(tools: list[dict[str, Any]], *turns: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"role": "system", "content": "Be helpful.\n\n" + tool_instruction(tools, "auto")},
+        *turns,
+    ]
+
+
+def test_calls_the_image_tool_with_the_request_in_a_form_the_parser_accepts() -> None:
+    messages = conversation(
+        [WEATHER_TOOL, IMAGE_TOOL], {"role": "user", "content": "  Draw a red fox  "}
+    )
+    reply = agent_responder(messages, {"messages": messages})
+    assert "```json" in reply  # prose plus a fenced envelope, like real models write
+    parsed = parse_reply(reply, [WEATHER_TOOL, IMAGE_TOOL])
+    assert parsed.invalid_tool_calls == []
+    (call,) = parsed.tool_calls
+    assert call["name"] == "websim_image_generation"
+    assert call["args"] == {"prompt": "Draw a red fox"}
+
+
+def test_without_a_prompt_parameter_uses_the_single_required_string() -> None:
+    messages = conversation([ADD_TOOL, WEATHER_TOOL], {"role": "user", "content": "Paris"})
+    parsed = parse_reply(agent_responder(messages, {}), [ADD_TOOL, WEATHER_TOOL])
+    assert [(c["name"], c["args"]) for c in parsed.tool_calls] == [
+        ("get_weather", {"city": "Paris"})
+    ]
+
+
+def test_no_fitting_tool_or_no_tools_echoes() -> None:
+    messages = conversation([ADD_TOOL], {"role": "user", "content": "2 and 3"})
+    assert agent_responder(messages, {}) == "Echo: 2 and 3"
+    plain = [{"role": "user", "content": "hello"}]
+    assert agent_responder(plain, {}) == "Echo: hello"
+
+
+def test_summarises_a_tool_result_quoting_its_url() -> None:
+    url = "http://127.0.0.1:8765/images/abc.png"
+    result = render_tool_result("websim_image_generation", "call_1", url, "success")
+    messages = conversation(
+        [IMAGE_TOOL],
+        {"role": "user", "content": "Draw a fox"},
+        {"role": "assistant", "content": json.dumps({"tool_calls": []})},
+        {"role": "user", "content": result},
+    )
+    reply = agent_responder(messages, {})
+    assert url in reply
+    assert parse_reply(reply, [IMAGE_TOOL]).tool_calls == []
+    assert "canned" in reply
+
+
+def test_summarises_a_result_without_url_and_reports_a_failed_call() -> None:
+    ok = render_tool_result("get_weather", "call_2", "sunny, 21 C", "success")
+    reply = agent_responder(conversation([WEATHER_TOOL], {"role": "user", "content": ok}), {})
+    assert "sunny, 21 C" in reply
+    failed = render_tool_result("get_weather", "call_3", "city not found\nmore", "error")
+    reply = agent_responder(conversation([WEATHER_TOOL], {"role": "user", "content": failed}), {})
+    assert "failed" in reply and "city not found" in reply
+    assert "more" not in reply
