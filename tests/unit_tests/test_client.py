@@ -197,19 +197,19 @@ async def test_fresh_project_id_per_request(
 async def test_project_ids_are_drawn_from_secrets(
     http: aioresponses, make_client: Callable[..., WebsimClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    drawn: list[str] = []
+    drawn: list[int] = []
 
-    def choice(alphabet: str) -> str:
-        drawn.append(alphabet)
-        return "7"
+    def randbelow(bound: int) -> int:
+        drawn.append(bound)
+        return bound - 1  # every base-36 digit 35, the alphabet's last character
 
-    monkeypatch.setattr(_wire.secrets, "choice", choice)
+    monkeypatch.setattr(_wire.secrets, "randbelow", randbelow)
     http.post(CHAT_URL, payload={"content": "x"})
     http.post(IMAGE_URL, payload={"url": "https://cdn.websim.ai/x.png"})
     client = make_client()
-    assert (await client.achat(MESSAGES)).project_id == "777_" + "7" * 15
-    assert (await client.agenerate_image("a cat")).project_id == "7777777_" + "7" * 12
-    assert len(drawn) == 18 + 19
+    assert (await client.achat(MESSAGES)).project_id == "999_" + "9" * 15
+    assert (await client.agenerate_image("a cat")).project_id == "9999999_" + "9" * 12
+    assert drawn == [36**3, 36**15, 36**7, 36**12]
 
 
 async def test_callers_project_id_is_used_as_given(

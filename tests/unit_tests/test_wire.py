@@ -131,17 +131,18 @@ def test_project_ids_are_fresh_and_use_the_whole_alphabet() -> None:
 
 
 def test_project_ids_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[str] = []
+    bounds: list[int] = []
+    draws = iter([36**3 - 1, 0, 1, 36 * 35 + 2])
 
-    def choice(alphabet: str) -> str:
-        calls.append(alphabet)
-        return "q"
+    def randbelow(bound: int) -> int:
+        bounds.append(bound)
+        return next(draws)
 
-    monkeypatch.setattr(_wire.secrets, "choice", choice)
-    assert _wire.new_project_id(CHAT) == "qqq_" + "q" * 15
-    assert _wire.new_project_id(IMAGE) == "qqqqqqq_" + "q" * 12
-    assert len(calls) == 18 + 19
-    assert set(calls) == {"abcdefghijklmnopqrstuvwxyz0123456789"}
+    monkeypatch.setattr(_wire.secrets, "randbelow", randbelow)
+    # One draw per part, below 36**length, spelled as base-36 digits, zero-padded.
+    assert _wire.new_project_id(CHAT) == "999_" + "a" * 15
+    assert _wire.new_project_id(IMAGE) == "baaaaaa_" + "c9" + "a" * 10
+    assert bounds == [36**3, 36**15, 36**7, 36**12]
 
 
 def test_caller_project_id_is_used_as_given() -> None:
