@@ -238,12 +238,24 @@ def chat_body(messages: list[dict[str, Any]], project_id: str, json_mode: bool =
     payload: dict[str, Any] = {"project_id": project_id, "messages": messages}
     if json_mode:
         payload["json"] = True  # unconfirmed by the original; opt-in only
-    return json.dumps(payload, ensure_ascii=False).encode()
+    return _encode(payload)
 
 
 def image_body(prompt: str, aspect_ratio: str, project_id: str) -> bytes:
     payload = {"project_id": project_id, "prompt": prompt, "aspect_ratio": aspect_ratio}
-    return json.dumps(payload, ensure_ascii=False).encode()
+    return _encode(payload)
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    text = json.dumps(payload, ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        # Otherwise a bare codec error about a position in the JSON body, not in the input.
+        raise ValueError(
+            f"the text contains {text[exc.start : exc.end]!r}, a lone surrogate: not valid "
+            "Unicode (often a string decoded with errors='surrogateescape'), so it cannot be sent"
+        ) from None
 
 
 def image_prompt_from_messages(
