@@ -404,7 +404,11 @@ def parse_image_response(status: int, url: str, content_type: str, body: bytes) 
 def is_absolute_http_url(value: str) -> bool:
     if any(c.isspace() or ord(c) < 32 for c in value):
         return False
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # a port that is not a number in range raises here
+    except ValueError:  # e.g. "http://[" (an unclosed IPv6 bracket)
+        return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
