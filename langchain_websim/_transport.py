@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
+from aiohttp import hdrs
 
 from langchain_websim import _wire
 from langchain_websim.errors import (
@@ -63,9 +64,18 @@ async def post(
 
 async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, url: str) -> bytes:
     """Read at most ``MAX_BODY_BYTES`` (after decompression); past that, stop and raise."""
+    length = resp.content_length
+    # aiohttp's parser stops at Content-Length and, without Content-Encoding, nothing is
+    # decompressed: such a body cannot pass the cap, so one read, without the chunk loop.
+    if (
+        length is not None
+        and length <= _wire.MAX_BODY_BYTES
+        and hdrs.CONTENT_ENCODING not in resp.headers
+    ):
+        return await resp.read()
     chunks: list[bytes] = []
     size = 0
-    too_large = resp.content_length is not None and resp.content_length > _wire.MAX_BODY_BYTES
+    too_large = length is not None and length > _wire.MAX_BODY_BYTES
     if not too_large:
         async for chunk in resp.content.iter_chunked(_READ_CHUNK):
             size += len(chunk)
