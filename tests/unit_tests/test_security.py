@@ -351,6 +351,8 @@ NOT_ABSOLUTE_HTTP = [
     "https://cdn.websim.test/a b.png",
     "https://cdn.websim.test/a\n.png",
     "\x00https://cdn.websim.test/a.png",
+    "http://[::1/a.png",
+    "https://cdn.websim.test:99999/a.png",
     "",
 ]
 
