@@ -1,33 +1,49 @@
 """LangChain messages to Websim wire messages, and Websim answers back to message content.
 
 Websim takes ``{"role", "content"}`` pairs with roles ``system``, ``user`` and ``assistant``
-and plain-text content.  Anything the service cannot take (tool calls and tool results,
-other roles, images, audio, files) is refused here with the message index and what was
-found, rather than dropped: a silently shortened conversation gives confidently wrong
-answers.
+and plain-text content.  Tool calls and tool results have no wire form, so they are
+rendered as text through the prompt protocol (``_tool_calling``): an AI message's calls
+become the JSON envelope the model is asked to write, a ``ToolMessage`` a user turn naming
+the tool and call id.  This happens whether or not tools are bound, because agents replay
+their whole history.  Anything else the service cannot take (other roles, images, audio,
+files) is refused with the message index and what was found, rather than dropped: a
+silently shortened conversation gives confidently wrong answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import (
     AIMessage,
+    AIMessageChunk,
     BaseMessage,
     ChatMessage,
     HumanMessage,
     SystemMessage,
+    ToolMessage,
 )
 from langchain_core.messages.content import create_image_block, create_text_block
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_websim._wire import CHAT_ROLES
 
+if TYPE_CHECKING:
+    from langchain_websim._tool_calling import ParsedReply
+
+Content = str | list[str | dict[Any, Any]]
+"""Message content as ``AIMessage`` takes it."""
+
 __all__ = [
+    "Content",
     "apply_stop",
+    "chat_result",
     "convert_message",
     "convert_messages",
     "image_content",
+    "last_chunk",
+    "response_metadata",
     "validate_stop",
 ]
 
@@ -36,22 +52,27 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     """Map a conversation to wire messages; the caller's messages are never mutated."""
     if not messages:
         raise ValueError("messages is empty; Websim needs at least one message")
-    return [convert_message(message, i) for i, message in enumerate(messages)]
+    return [convert_message(message, i, messages) for i, message in enumerate(messages)]
 
 
-def convert_message(message: BaseMessage, index: int) -> dict[str, str]:
-    """Map one message; ``index`` is its position, used to name it in errors."""
+def convert_message(
+    message: BaseMessage, index: int, history: Sequence[BaseMessage] = ()
+) -> dict[str, str]:
+    """Map one message; ``index`` is its position, used to name it in errors.
+
+    ``history`` is the whole conversation: a ``ToolMessage`` without a ``name`` takes the
+    tool's name from the call it answers.
+    """
     if isinstance(message, HumanMessage):
         role = "user"
     elif isinstance(message, AIMessage):
         if message.tool_calls or message.invalid_tool_calls:
-            raise ValueError(
-                f"message {index} ({type(message).__name__}) carries tool calls; "
-                "ChatWebsim does not support tool calling"
-            )
+            return {"role": "assistant", "content": _render_ai_calls(message, index)}
         role = "assistant"
     elif isinstance(message, SystemMessage):
         role = "system"
+    elif isinstance(message, ToolMessage):
+        return {"role": "user", "content": _render_tool_message(message, index, history)}
     elif isinstance(message, ChatMessage):
         if message.role not in CHAT_ROLES:
             raise ValueError(
@@ -62,13 +83,49 @@ def convert_message(message: BaseMessage, index: int) -> dict[str, str]:
     else:
         raise ValueError(
             f"message {index} is a {type(message).__name__} (type {message.type!r}); "
-            "Websim accepts system, human and AI messages, and ChatMessage with role "
+            "Websim accepts system, human, AI and tool messages, and ChatMessage with role "
             f"{', '.join(CHAT_ROLES)}"
         )
     return {"role": role, "content": _text_of(message, index)}
 
 
-def _text_of(message: BaseMessage, index: int) -> str:
+# Content blocks that restate an AI message's tool calls (Anthropic ``tool_use``, LangChain
+# v1 ``tool_call``...): the calls themselves are rendered from ``tool_calls``.
+_CALL_BLOCK_TYPES = frozenset(
+    {"tool_use", "tool_call", "tool_call_chunk", "invalid_tool_call", "function_call"}
+)
+
+
+def _render_ai_calls(message: AIMessage, index: int) -> str:
+    from langchain_websim._tool_calling import render_tool_calls
+
+    calls: list[Mapping[str, Any]] = list(message.tool_calls)
+    # An invalid call is replayed as the model wrote it: its raw arguments text.
+    calls += [
+        {"name": bad.get("name") or "", "args": bad.get("args") or "", "id": bad.get("id")}
+        for bad in message.invalid_tool_calls
+    ]
+    text = _text_of(message, index, skip=_CALL_BLOCK_TYPES)
+    return render_tool_calls(calls, text)
+
+
+def _render_tool_message(message: ToolMessage, index: int, history: Sequence[BaseMessage]) -> str:
+    from langchain_websim._tool_calling import render_tool_result
+
+    name = message.name or _tool_name_for(message.tool_call_id, history[:index])
+    return render_tool_result(name, message.tool_call_id, _text_of(message, index), message.status)
+
+
+def _tool_name_for(tool_call_id: str, earlier: Sequence[BaseMessage]) -> str | None:
+    for message in reversed(earlier):
+        if isinstance(message, AIMessage):
+            for call in (*message.tool_calls, *message.invalid_tool_calls):
+                if call.get("id") == tool_call_id:
+                    return call.get("name")
+    return None
+
+
+def _text_of(message: BaseMessage, index: int, skip: frozenset[str] = frozenset()) -> str:
     content = message.content
     if isinstance(content, str):
         return content
@@ -78,6 +135,8 @@ def _text_of(message: BaseMessage, index: int) -> str:
             parts.append(block)
             continue
         block_type = block.get("type") if isinstance(block, dict) else type(block).__name__
+        if block_type in skip:
+            continue
         text = block.get("text") if isinstance(block, dict) else None
         if block_type != "text" or not isinstance(text, str):
             what = f"type {block_type!r}" if block_type != "text" else "no string 'text'"
@@ -127,3 +186,49 @@ def image_content(url: str) -> list[str | dict[Any, Any]]:
     image block is the standard form multimodal consumers read.
     """
     return [dict(create_text_block(url)), dict(create_image_block(url=url))]
+
+
+def response_metadata(model: str, project_id: str, attempts: int) -> dict[str, Any]:
+    """The metadata every answer carries (Websim reports no token counts or stop reasons
+    beyond the answer ending)."""
+    return {
+        "model_name": model,
+        "model_provider": "websim",
+        "project_id": project_id,
+        "finish_reason": "stop",
+        "attempts": attempts,
+    }
+
+
+def chat_result(
+    content: Content, metadata: dict[str, Any], calls: ParsedReply | None
+) -> ChatResult:
+    if calls is None:
+        message = AIMessage(content=content, response_metadata=metadata)
+    else:
+        message = AIMessage(
+            content=content,
+            response_metadata=metadata,
+            tool_calls=calls.tool_calls,
+            invalid_tool_calls=calls.invalid_tool_calls,
+        )
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def last_chunk(
+    content: Content, metadata: dict[str, Any], calls: ParsedReply | None
+) -> ChatGenerationChunk:
+    # Websim answers in one piece, so the only chunk is also the last one.  Given the
+    # parsed calls, the chunk derives its tool_call_chunks from them and keeps each
+    # invalid call's error.
+    if calls is None:
+        message = AIMessageChunk(content=content, response_metadata=metadata, chunk_position="last")
+    else:
+        message = AIMessageChunk(
+            content=content,
+            response_metadata=metadata,
+            tool_calls=calls.tool_calls,
+            invalid_tool_calls=calls.invalid_tool_calls,
+            chunk_position="last",
+        )
+    return ChatGenerationChunk(message=message)

@@ -185,8 +185,13 @@ def tool_instruction(tools: Sequence[Mapping[str, Any]], tool_choice: str | None
     return "\n".join(lines)
 
 
-def corrective_instruction(tool_choice: str, tool_names: list[str]) -> str:
-    """The re-ask sent when a call was required and the reply made none."""
+def corrective_instruction(
+    tool_choice: str, tool_names: list[str], errors: Sequence[str] = ()
+) -> str:
+    """The re-ask sent when a call was required and the reply made no valid one.
+
+    ``errors`` are the reasons the reply's calls were invalid, if it made any.
+    """
     choice = normalize_tool_choice(tool_choice, tool_names)
     if choice in ("auto", "none"):
         raise ValueError(f"tool_choice {tool_choice!r} does not require a tool call")
@@ -194,14 +199,17 @@ def corrective_instruction(tool_choice: str, tool_names: list[str]) -> str:
         target = "one of the tools " + ", ".join(repr(name) for name in tool_names)
     else:
         target = f"the tool {choice!r}"
+    if errors:
+        problem = "Your previous reply made no valid tool call: " + "; ".join(errors) + ". "
+    else:
+        problem = "Your previous reply did not call a tool, but a tool call is required. "
     return (
-        "Your previous reply did not call a tool, but a tool call is required. "
-        f"Reply again, calling {target}, with ONLY a JSON object of this form and no other "
-        f"text:\n{_ENVELOPE_EXAMPLE}"
+        f"{problem}Reply again, calling {target}, with ONLY a JSON object of this form and "
+        f"no other text:\n{_ENVELOPE_EXAMPLE}"
     )
 
 
-def render_tool_calls(tool_calls: Sequence[ToolCall], content: str = "") -> str:
+def render_tool_calls(tool_calls: Sequence[Mapping[str, Any]], content: str = "") -> str:
     """An assistant turn's tool calls in the envelope the model is asked to write."""
     if not tool_calls:
         return content

@@ -8,18 +8,32 @@ loop, so there is a single code path for both.
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, ClassVar, Self
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_websim import _wire
 from langchain_websim._client import WebsimClient, _validate_proxy, redact_url, resolve_base_url
-from langchain_websim._messages import apply_stop, convert_messages, image_content, validate_stop
+from langchain_websim._messages import (
+    Content,
+    apply_stop,
+    chat_result,
+    convert_messages,
+    image_content,
+    last_chunk,
+    response_metadata,
+    validate_stop,
+)
+
+if TYPE_CHECKING:
+    from langchain_websim._tool_calling import ParsedReply
 
 __all__ = ["CHAT_MODELS", "IMAGE_MODELS", "ChatWebsim"]
 
@@ -27,7 +41,9 @@ CHAT_MODELS: tuple[str, ...] = _wire.CHAT_MODELS
 IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
 
 # Per-call keyword arguments ChatWebsim understands; anything else is a caller mistake.
-_CALL_KWARGS = frozenset({"model", "prompt", "aspect_ratio", "project_id", "stream"})
+# (Keep in step with _tool_binding.TOOL_KWARGS, not imported here to keep imports light.)
+_TOOL_KWARGS = frozenset({"tools", "tool_choice", "response_format"})
+_CALL_KWARGS = frozenset({"model", "prompt", "aspect_ratio", "project_id", "stream", *_TOOL_KWARGS})
 # LangChain's standard parameters that Websim has no equivalent for.
 _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 # Fields that configure the client; with an explicit ``client`` they mirror its settings.
@@ -70,6 +86,13 @@ class ChatWebsim(BaseChatModel):
         aspect_ratio: image aspect ratio for image models, ``"1:1"`` by default.
         streaming: route ``invoke`` through the streaming path.  Websim does not stream,
             so a stream is always one chunk holding the whole answer.
+        tool_call_retries: re-asks when a tool call is required and the reply made none.
+        json_mode: send Websim's ``"json": true`` flag (unconfirmed by the service).
+
+    Tool calling and structured output:
+        Websim has no native tool calling: ``bind_tools`` describes the tools in a system
+        instruction and parses the calls out of the reply text (see ``docs/chat.md``);
+        ``with_structured_output`` asks for JSON and validates it.
 
     ``temperature``, ``max_tokens`` and ``api_key`` are accepted for compatibility with
     generic LangChain code and ignored with a warning: Websim has no such settings.
@@ -120,6 +143,11 @@ class ChatWebsim(BaseChatModel):
     """Aspect ratio (``W:H``) for image models."""
     streaming: bool = False
     """Whether ``invoke`` goes through the (single-chunk) streaming path."""
+    tool_call_retries: int = Field(default=1, ge=0, strict=True)
+    """Corrective re-asks when ``tool_choice`` requires a call and the reply made none."""
+    json_mode: bool = False
+    """Send ``"json": true`` in chat bodies.  Some clients use it to ask for a JSON answer;
+    the service's support for it is unconfirmed, so it is off by default."""
     client: WebsimClient | None = Field(default=None, exclude=True)
     """An explicit client to share; by default the process-wide one for the settings."""
 
@@ -278,6 +306,58 @@ class ChatWebsim(BaseChatModel):
             )
         return client
 
+    # ------------------------------------------------------------------ tools
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: dict[str, Any] | str | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Offer ``tools`` (anything ``convert_to_openai_tool`` takes) through the prompt.
+
+        ``tool_choice``: ``None``/``"auto"`` (the model decides), ``"any"``/``"required"``/
+        ``True`` (some call is required), a tool name or ``{"type": "function",
+        "function": {"name": ...}}`` (that call is required), ``"none"`` (nothing offered).
+        Unknown names raise ``ValueError``; ``kwargs`` go to ``bind``.
+        """
+        from langchain_websim._tool_binding import bind_tools_kwargs
+
+        return self.bind(**bind_tools_kwargs(tools, tool_choice), **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        method: Literal["json_schema", "function_calling", "json_mode"] = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """Answers as ``schema`` (pydantic model, TypedDict or JSON schema); see docs/chat.md.
+
+        ``"json_schema"`` asks for JSON matching the schema and validates it, ``"json_mode"``
+        asks for a JSON object and validates pydantic schemas only, ``"function_calling"``
+        forces a call to a tool shaped like the schema.  Failures raise
+        ``OutputParserException`` (``include_raw=True``: returned as ``parsing_error``).
+        ``strict`` changes nothing: replies are always validated on our side.
+        """
+        from langchain_websim._structured import structured_output
+
+        return structured_output(
+            self, schema, method=method, include_raw=include_raw, strict=strict, kwargs=kwargs
+        )
+
+    def _streaming_disabled(self, **kwargs: Any) -> bool:
+        # Websim answers in one piece, so an invoke with tools gains nothing from the stream
+        # path, where LangChain re-derives the calls from merged chunks: an invalid call
+        # (unknown tool, arguments off the schema) would lose its error or even turn valid.
+        # stream()/astream() pass stream=True and still yield the one chunk.
+        if kwargs.get("tools") and "stream" not in kwargs:
+            return True
+        return super()._streaming_disabled(**kwargs)
+
     # ------------------------------------------------------------------ calls
 
     async def _acall(
@@ -286,13 +366,14 @@ class ChatWebsim(BaseChatModel):
         messages: list[BaseMessage],
         stop: list[str] | None,
         kwargs: dict[str, Any],
-    ) -> tuple[str | list[str | dict[Any, Any]], dict[str, Any]]:
-        """One request: the answer content and its response metadata."""
+    ) -> tuple[Content, dict[str, Any], ParsedReply | None]:
+        """One request: the answer content, its response metadata and any tool calls."""
         if kwargs and not _CALL_KWARGS.issuperset(kwargs):
             unknown = ", ".join(sorted(set(kwargs) - _CALL_KWARGS))
             raise TypeError(
                 f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
-                "model, project_id, stop, and prompt / aspect_ratio for image models)"
+                "model, project_id, stop, tools, tool_choice, response_format, and prompt / "
+                "aspect_ratio for image models)"
             )
         model = kwargs.get("model", self.model)
         if not isinstance(model, str) or not model.strip():
@@ -306,30 +387,39 @@ class ChatWebsim(BaseChatModel):
                 aspect_ratio=kwargs.get("aspect_ratio", self.aspect_ratio),
                 project_id=project_id,
             )
-            return image_content(image.url), {
-                "model_name": model,
-                "model_provider": "websim",
-                "project_id": image.project_id,
-                "finish_reason": "stop",
-                "attempts": image.attempts,
-                "image_url": image.url,
-                "aspect_ratio": image.aspect_ratio,
-            }
+            return (
+                image_content(image.url),
+                {
+                    **response_metadata(model, image.project_id, image.attempts),
+                    "image_url": image.url,
+                    "aspect_ratio": image.aspect_ratio,
+                },
+                None,
+            )
         if "prompt" in kwargs or "aspect_ratio" in kwargs:
             raise ValueError(
                 f"prompt= and aspect_ratio= apply to image models ({', '.join(IMAGE_MODELS)}) "
                 f"only, not to the chat model {model!r}"
             )
         stop = self.stop if stop is None else validate_stop(stop)
-        answer = await client.achat(wire_messages, project_id=project_id)
+        if kwargs and not _TOOL_KWARGS.isdisjoint(kwargs):
+            from langchain_websim._tool_binding import achat_with_tools
+
+            reply = await achat_with_tools(
+                client,
+                wire_messages,
+                kwargs,
+                project_id,
+                stop,
+                self.json_mode,
+                self.tool_call_retries,
+            )
+            metadata = response_metadata(model, reply.project_id, reply.attempts)
+            metadata["tool_call_reasks"] = reply.reasks
+            return reply.parsed.content, metadata, reply.parsed
+        answer = await client.achat(wire_messages, project_id=project_id, json_mode=self.json_mode)
         text = apply_stop(answer.text, stop)
-        return text, {
-            "model_name": model,
-            "model_provider": "websim",
-            "project_id": answer.project_id,
-            "finish_reason": "stop",
-            "attempts": answer.attempts,
-        }
+        return text, response_metadata(model, answer.project_id, answer.attempts), None
 
     def _generate(
         self,
@@ -339,8 +429,7 @@ class ChatWebsim(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         client = self._websim_client()
-        content, metadata = client.run_sync(self._acall(client, messages, stop, kwargs))
-        return _result(content, metadata)
+        return chat_result(*client.run_sync(self._acall(client, messages, stop, kwargs)))
 
     async def _agenerate(
         self,
@@ -349,8 +438,7 @@ class ChatWebsim(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        content, metadata = await self._acall(self._websim_client(), messages, stop, kwargs)
-        return _result(content, metadata)
+        return chat_result(*await self._acall(self._websim_client(), messages, stop, kwargs))
 
     def _stream(
         self,
@@ -360,8 +448,7 @@ class ChatWebsim(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         client = self._websim_client()
-        content, metadata = client.run_sync(self._acall(client, messages, stop, kwargs))
-        chunk = _last_chunk(content, metadata)
+        chunk = last_chunk(*client.run_sync(self._acall(client, messages, stop, kwargs)))
         if run_manager is not None:
             run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
@@ -373,8 +460,7 @@ class ChatWebsim(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        content, metadata = await self._acall(self._websim_client(), messages, stop, kwargs)
-        chunk = _last_chunk(content, metadata)
+        chunk = last_chunk(*await self._acall(self._websim_client(), messages, stop, kwargs))
         if run_manager is not None:
             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
@@ -391,16 +477,3 @@ def _client_config(client: WebsimClient) -> dict[str, Any]:
         "headers": dict(client.headers),
         "max_connections": client.max_connections,
     }
-
-
-def _result(content: str | list[str | dict[Any, Any]], metadata: dict[str, Any]) -> ChatResult:
-    message = AIMessage(content=content, response_metadata=metadata)
-    return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-def _last_chunk(
-    content: str | list[str | dict[Any, Any]], metadata: dict[str, Any]
-) -> ChatGenerationChunk:
-    # Websim answers in one piece, so the only chunk is also the last one.
-    message = AIMessageChunk(content=content, response_metadata=metadata, chunk_position="last")
-    return ChatGenerationChunk(message=message)

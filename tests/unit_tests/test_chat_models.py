@@ -7,6 +7,7 @@ Everything that needs an HTTP answer is in ``tests/integration_tests/test_chat_m
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 import warnings
 from typing import Any
@@ -22,6 +23,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ValidationError
 
 from langchain_websim import ChatWebsim, WebsimClient
@@ -31,6 +33,7 @@ from langchain_websim._messages import (
     image_content,
     validate_stop,
 )
+from langchain_websim._tool_calling import parse_reply
 from langchain_websim.chat_models import CHAT_MODELS, IMAGE_MODELS
 
 # --------------------------------------------------------------------------- fields
@@ -158,17 +161,76 @@ def test_empty_message_list_is_refused() -> None:
     [
         (ChatMessage(role="tool", content="x"), r"message 1 \(ChatMessage\) has role 'tool'"),
         (ChatMessage(role="developer", content="x"), r"message 1 .* role 'developer'"),
-        (ToolMessage("42", tool_call_id="c1"), r"message 1 is a ToolMessage \(type 'tool'\)"),
         (FunctionMessage(name="f", content="x"), r"message 1 is a FunctionMessage"),
-        (
-            AIMessage("", tool_calls=[{"name": "add", "args": {}, "id": "c1"}]),
-            r"message 1 \(AIMessage\) carries tool calls",
-        ),
     ],
 )
 def test_unsupported_messages_name_their_index(message: BaseMessage, needle: str) -> None:
     with pytest.raises(ValueError, match=needle):
         convert_messages([HumanMessage("hi"), message])
+
+
+# --------------------------------------------------------------------------- tool history
+
+
+def test_tool_calls_and_results_are_rendered_through_the_protocol() -> None:
+    # Agents replay their history whether or not tools are bound to this call.
+    call = {"name": "add", "args": {"a": 1, "b": 2}, "id": "c1", "type": "tool_call"}
+    wire = convert_messages(
+        [
+            HumanMessage("1 + 2?"),
+            AIMessage("Let me add.", tool_calls=[call]),
+            ToolMessage("3", tool_call_id="c1"),  # no name: taken from the call it answers
+            ToolMessage("boom", tool_call_id="c9", name="mul", status="error"),
+        ]
+    )
+    assert [m["role"] for m in wire] == ["user", "assistant", "user", "user"]
+    text, envelope = wire[1]["content"].split("\n\n")
+    assert text == "Let me add."
+    assert json.loads(envelope) == {
+        "tool_calls": [{"id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}}]
+    }
+    assert wire[2]["content"] == "Result of the call c1 to tool 'add':\n3"
+    assert wire[3]["content"].startswith("The call c9 to tool 'mul' FAILED with this error:\nboom")
+
+
+def test_rendered_history_parses_back_to_the_same_calls() -> None:
+    call = {"name": "add", "args": {"a": 1}, "id": "c1", "type": "tool_call"}
+    (wire,) = convert_messages([AIMessage("", tool_calls=[call])])
+    tools = [convert_to_openai_tool(add)]
+    parsed = parse_reply(wire["content"], tools)
+    assert [(c["name"], c["args"]) for c in parsed.tool_calls] == [("add", {"a": 1})]
+    assert parsed.content == ""
+
+
+def test_tool_use_blocks_are_not_sent_twice_and_invalid_calls_keep_their_raw_arguments() -> None:
+    message = AIMessage(
+        [
+            {"type": "text", "text": "some text"},
+            {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1}},
+        ],
+        tool_calls=[{"name": "add", "args": {"a": 1}, "id": "c1", "type": "tool_call"}],
+        invalid_tool_calls=[
+            {"type": "invalid_tool_call", "name": "mul", "args": "{oops", "id": "c2", "error": "x"}
+        ],
+    )
+    (wire,) = convert_messages([message])
+    text, envelope = wire["content"].split("\n\n")
+    assert text == "some text"
+    assert json.loads(envelope)["tool_calls"] == [
+        {"id": "c1", "name": "add", "arguments": {"a": 1}},
+        {"id": "c2", "name": "mul", "arguments": "{oops"},
+    ]
+
+
+def test_tool_message_with_an_image_is_refused_with_its_index() -> None:
+    image = {"type": "image", "url": "https://example.com/a.png"}
+    with pytest.raises(ValueError, match=r"message 1 \(ToolMessage\) .* type 'image'"):
+        convert_messages([HumanMessage("hi"), ToolMessage(content=[image], tool_call_id="c1")])
+
+
+def add(a: int, b: int = 0) -> int:
+    """Add two integers."""
+    return a + b
 
 
 @pytest.mark.parametrize(
