@@ -42,6 +42,9 @@ EXCERPT_CHARS = 500
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ID_BASE = len(_ID_ALPHABET)
+# Index ``low + 36 * high`` spells the digits ``low``, ``high`` in that order.
+_ID_PAIRS = tuple(low + high for high in _ID_ALPHABET for low in _ID_ALPHABET)
+_ID_PAIR_BASE = len(_ID_PAIRS)
 _ASPECT_RATIO_RE = re.compile(r"^([1-9][0-9]{0,2}):([1-9][0-9]{0,2})$")
 
 EndpointName = Literal["chat", "image"]
@@ -82,18 +85,24 @@ ENDPOINTS: dict[EndpointName, Endpoint] = {"chat": CHAT, "image": IMAGE}
 
 def _random_chars(n: int) -> str:
     # One draw below 36**n, written as n base-36 digits (leading zeros kept), is uniform over
-    # all n-character strings, like n separate choices, at a tenth of their cost.
+    # all n-character strings, like n separate choices, at a fraction of their cost; the
+    # digits are peeled off two at a time (36**2 == len(_ID_PAIRS)) to halve the loop.
     value = secrets.randbelow(_ID_BASE**n)
     chars = []
-    for _ in range(n):
-        value, digit = divmod(value, _ID_BASE)
-        chars.append(_ID_ALPHABET[digit])
+    for _ in range(n // 2):
+        value, pair = divmod(value, _ID_PAIR_BASE)
+        chars.append(_ID_PAIRS[pair])
+    if n % 2:
+        chars.append(_ID_ALPHABET[value])
     return "".join(chars)
 
 
 def new_project_id(endpoint: Endpoint) -> str:
     """A fresh project id in the endpoint's format, drawn from a cryptographic source."""
-    return f"{_random_chars(endpoint.id_prefix_len)}_{_random_chars(endpoint.id_suffix_len)}"
+    # One draw for the whole id: the two parts are independent digits of it.
+    prefix = endpoint.id_prefix_len
+    chars = _random_chars(prefix + endpoint.id_suffix_len)
+    return f"{chars[:prefix]}_{chars[prefix:]}"
 
 
 # --------------------------------------------------------------------------- caller input

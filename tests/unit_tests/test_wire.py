@@ -132,17 +132,19 @@ def test_project_ids_are_fresh_and_use_the_whole_alphabet() -> None:
 
 def test_project_ids_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     bounds: list[int] = []
-    draws = iter([36**3 - 1, 0, 1, 36 * 35 + 2])
+    draws = iter([36**18 - 1, 0, 36**3 - 1, 1 + 36 * 2 + 36**7 * 35])
 
     def randbelow(bound: int) -> int:
         bounds.append(bound)
         return next(draws)
 
     monkeypatch.setattr(_wire.secrets, "randbelow", randbelow)
-    # One draw per part, below 36**length, spelled as base-36 digits, zero-padded.
+    # One draw per id, below 36**length, spelled as base-36 digits (lowest first), padded.
+    assert _wire.new_project_id(CHAT) == "999_" + "9" * 15
+    assert _wire.new_project_id(CHAT) == "aaa_" + "a" * 15
     assert _wire.new_project_id(CHAT) == "999_" + "a" * 15
-    assert _wire.new_project_id(IMAGE) == "baaaaaa_" + "c9" + "a" * 10
-    assert bounds == [36**3, 36**15, 36**7, 36**12]
+    assert _wire.new_project_id(IMAGE) == "bcaaaaa_" + "9" + "a" * 11
+    assert bounds == [36**18, 36**18, 36**18, 36**19]
 
 
 def test_caller_project_id_is_used_as_given() -> None:
