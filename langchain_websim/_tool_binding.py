@@ -66,8 +66,38 @@ def convert_tools(tools: Any) -> list[dict[str, Any]]:
                 "Websim runs no built-in tools, only function tools"
             )
         converted.append(formatted)
-    _tool_specs(converted)  # unique, well-formed names
-    return converted
+    return _deduplicated(converted)
+
+
+def _deduplicated(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop repeats of a tool (e.g. a pydantic model and its JSON schema) and check names.
+
+    Two definitions of one name that differ in more than ``title`` annotations are an
+    error: a reply naming the tool could not be checked against a single schema.
+    """
+    kept: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        name = tool["function"].get("name")
+        first = kept.get(name) if isinstance(name, str) else None
+        if first is None:
+            kept[str(name)] = tool
+        elif _without_titles(first["function"]) != _without_titles(tool["function"]):
+            raise ValueError(f"two different tools are named {name!r}; tool names must be unique")
+    unique = list(kept.values())
+    _tool_specs(unique)  # well-formed names
+    return unique
+
+
+def _without_titles(schema: Any, *, in_properties: bool = False) -> Any:
+    if isinstance(schema, Mapping):
+        return {
+            key: _without_titles(value, in_properties=key == "properties" and not in_properties)
+            for key, value in schema.items()
+            if in_properties or key != "title"
+        }
+    if isinstance(schema, list):
+        return [_without_titles(item) for item in schema]
+    return schema
 
 
 def bind_tools_kwargs(tools: Any, tool_choice: Any) -> dict[str, Any]:

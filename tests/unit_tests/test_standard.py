@@ -23,13 +23,23 @@ class TestChatWebsimStandard(ChatModelUnitTests):
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "gemini-1.5-pro"}
 
+    # Tool calling and structured output work through the prompt (see _tool_calling.py);
+    # the supports_* input flags keep their False defaults: Websim chat takes text only.
     @property
     def has_tool_calling(self) -> bool:
-        return False
+        return True
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
 
     @property
     def has_structured_output(self) -> bool:
-        return False
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
 
     @property
     def returns_usage_metadata(self) -> bool:
