@@ -255,8 +255,12 @@ def image_body(prompt: str, aspect_ratio: str, project_id: str) -> bytes:
     return _encode(payload)
 
 
+# ``json.dumps`` with a non-default argument builds a new encoder on every call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def _encode(payload: dict[str, Any]) -> bytes:
-    text = json.dumps(payload, ensure_ascii=False)
+    text = _JSON_ENCODER.encode(payload)
     try:
         return text.encode()
     except UnicodeEncodeError as exc:
