@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -484,3 +486,45 @@ def test_a_script_that_never_closes_exits_cleanly(emulator: WebsimEmulator) -> N
     assert all(url.startswith(emulator.base_url + "/images/") for url in (lines[2], lines[3]))
     assert len(emulator.requests) == 5
     measured("script without close", exit=proc.returncode, stderr=repr(proc.stderr), requests=5)
+
+
+# --------------------------------------------------------------------------- the docs page
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
+
+
+def test_docs_table_names_every_row_test_and_its_code_runs(
+    emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.integration_tests import test_fault_matrix_public as public
+
+    text = DOC.read_text(encoding="utf-8")
+    table = text.split("## The fault matrix", 1)[1].split("### Running the matrix", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) == 1 + 18  # the header and the 18 rows
+    named = set(re.findall(r"`(test_\w+)`", table))
+    defined = {
+        name
+        for module in (sys.modules[__name__], public)
+        for name in vars(module)
+        if name.startswith("test_")
+    }
+    assert named <= defined  # every test the page names exists...
+    assert defined - named == {
+        "test_docs_table_names_every_row_test_and_its_code_runs"
+    }  # ...and vice versa
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    assert len(blocks) == 2
+    monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
+    emulator.enqueue("chat", status=200)  # the first block's answer
+    emulator.enqueue("chat", status=429, headers={"Retry-After": "3600"})  # the second's
+    namespace: dict[str, Any] = {"__name__": "reliability_docs"}
+    try:
+        for number, block in enumerate(blocks, 1):
+            exec(compile(block, f"{DOC.name} python block {number}", "exec"), namespace)
+    finally:
+        llm = namespace.get("llm")
+        if llm is not None and llm._shared_client is not None:
+            llm._shared_client.close()
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["Echo: Say hello", "rate limited after 1 attempt(s); next try in 3600 s"]
