@@ -1,0 +1,123 @@
+"""The benchmark's printout: the machine, the medians, and each target as PASS or MISS."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from importlib import metadata
+from typing import Any
+
+PROTOCOLS = ("HTTP", "HTTPS")
+LIBRARIES = ("langchain-core", "aiohttp", "langchain-openai", "openai", "pydantic")
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            models = [ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")]
+        cpu = models[0] if models else cpu
+    except OSError:
+        pass
+    libs = ", ".join(f"{name} {metadata.version(name)}" for name in LIBRARIES)
+    return (
+        f"machine: {os.cpu_count()} CPUs, {cpu}; Python {platform.python_version()} "
+        f"({platform.system()}); {libs}"
+    )
+
+
+def _cell(samples: list[float]) -> str:
+    med = statistics.median(samples)
+    if len(samples) == 1:
+        return f"{med:.3f} s"
+    return f"{med:.3f} s ({min(samples):.3f}-{max(samples):.3f})"
+
+
+def report(
+    config: Any,
+    times: dict[str, list[float]],
+    memory: dict[str, float],
+    imports: dict[str, float],
+) -> list[bool]:
+    """Print everything; return one verdict per target line."""
+    n, conc, seq = config.calls, config.concurrency, config.sequential
+    print(machine())
+    print(
+        f"{n} calls, {conc} concurrent; {seq} sequential calls; median (min-max) of "
+        f"{config.rounds} interleaved round(s)\n"
+    )
+    rows = [
+        ("raw aiohttp, one session", "raw"),
+        ("LangChain layer (no network)", "langchain"),
+        ("floor: raw aiohttp in a LangChain model", "floor"),
+        ("ChatWebsim.ainvoke", "websim"),
+        ("ChatOpenAI.ainvoke", "openai"),
+        (f"{seq} x ChatWebsim.invoke, sequential", "sync"),
+        (f"{seq} x ChatWebsim.ainvoke, sequential", "async"),
+    ]
+    print(f"{'figure':42}{'HTTP':>26}{'HTTPS':>26}")
+    for label, key in rows:
+        if key == "langchain":
+            cells = [_cell(times[key]), "(no network)"]
+        else:
+            cells = [_cell(times[f"{key} {p}"]) for p in PROTOCOLS]
+        print(f"{label:42}{cells[0]:>26}{cells[1]:>26}")
+    calls = int(memory["calls"])
+    print(
+        f"\n{calls} concurrent ChatWebsim.ainvoke (fresh process): peak RSS "
+        f"{memory['peak_mb']:.1f} MB (VmHWM {memory['vm_hwm_mb']:.1f} MB; "
+        f"{memory['before_mb']:.1f} MB before the calls; {memory['seconds']:.2f} s)"
+    )
+    print(
+        f"import time, median of {config.import_runs} fresh process(es): langchain_core chat "
+        f"models + aiohttp {imports['baseline_ms']:.1f} ms, then `import langchain_websim` "
+        f"+{imports['package_ms']:.1f} ms, `from langchain_websim import ChatWebsim` "
+        f"+{imports['chat_model_ms']:.1f} ms"
+    )
+
+    def med(key: str) -> float:
+        return statistics.median(times[key])
+
+    print("\ntargets")
+    verdicts: list[bool] = []
+
+    def target(name: str, value: str, goal: str, ok: bool) -> None:
+        verdicts.append(ok)
+        print(f"  {'PASS' if ok else 'MISS'}  {name} = {value}  (target {goal})")
+
+    for p in PROTOCOLS:
+        ratio = med(f"websim {p}") / (med("langchain") + med(f"raw {p}"))
+        target(
+            f"[1] {p} ChatWebsim / (LangChain layer + raw aiohttp)",
+            f"{ratio:.3f}",
+            "<= 1.10",
+            ratio <= 1.10,
+        )
+    for p in PROTOCOLS:
+        speedup = med(f"openai {p}") / med(f"websim {p}")
+        target(f"[2] {p} ChatOpenAI / ChatWebsim", f"{speedup:.2f}x", ">= 6x", speedup >= 6)
+    for p in PROTOCOLS:
+        ratio = med(f"sync {p}") / med(f"async {p}")
+        target(
+            f"[3] {p} sync invoke / ainvoke, sequential", f"{ratio:.3f}", "<= 1.15", ratio <= 1.15
+        )
+    peak = memory["peak_mb"]
+    target(f"[4] peak RSS, {calls} concurrent ainvoke", f"{peak:.1f} MB", "< 300 MB", peak < 300)
+    for label, key in (
+        ("import langchain_websim", "package_ms"),
+        ("from langchain_websim import ChatWebsim", "chat_model_ms"),
+    ):
+        ms = imports[key]
+        target(f"[5] {label}, added import time", f"{ms:.1f} ms", "<= 50 ms", ms <= 50)
+    print(f"\n{sum(verdicts)} of {len(verdicts)} targets met")
+
+    print("\nfor reference (not targets)")
+    for p in PROTOCOLS:
+        floor = med(f"floor {p}")
+        print(
+            f"  {p} floor / (LangChain layer + raw aiohttp) = "
+            f"{floor / (med('langchain') + med(f'raw {p}')):.3f}; "
+            f"ChatWebsim / floor = {med(f'websim {p}') / floor:.3f}"
+        )
+    return verdicts

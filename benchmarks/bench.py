@@ -1,0 +1,182 @@
+"""How much ChatWebsim costs on top of LangChain and the wire, against local servers.
+
+Usage (after ``pip install -e '.[benchmark]'``)::
+
+    python benchmarks/bench.py            # the full run documented in docs/performance.md
+    python benchmarks/bench.py --quick    # a few seconds: every figure, tiny sizes
+    python benchmarks/bench.py --profile  # also print pyinstrument profiles of both paths
+
+One local server process (``_server.py``) answers a Websim chat route and an OpenAI-shaped
+route over HTTP and HTTPS.  The contenders run in interleaved rounds in this one process,
+each round timing every contender once, and the report gives the medians, the ratios the
+targets are stated in, and PASS or MISS for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import _contenders as c
+import _probes
+import _report
+from _server import ANSWER, Server, start_server
+
+PROTOCOLS = ("HTTP", "HTTPS")
+
+
+@dataclass(frozen=True)
+class Config:
+    calls: int = 2000
+    concurrency: int = 50
+    rounds: int = 5
+    sequential: int = 300
+    memory_calls: int = 10_000
+    import_runs: int = 7
+
+
+QUICK = Config(calls=100, concurrency=50, rounds=1, sequential=10, memory_calls=200, import_runs=1)
+
+
+@dataclass
+class Contenders:
+    """Everything timed over one protocol; built and closed on the benchmark's loop."""
+
+    raw: c.RawAiohttp
+    floor: c.WireChatModel
+    websim: Any  # ChatWebsim
+    openai: Any  # ChatOpenAI
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for close in self.closers:
+            await close()
+
+
+def build(server: Server, protocol: str) -> Contenders:
+    import openai
+    from langchain_openai import ChatOpenAI
+
+    from langchain_websim import ChatWebsim, WebsimClient
+
+    https = protocol == "HTTPS"
+    base = server.https_url if https else server.http_url
+    trust = server.trust if https else None
+    client = WebsimClient(base, ssl_context=trust)
+    # The SDK's own client class (its connection limits), told to trust the certificate.
+    openai_async = openai.DefaultAsyncHttpxClient(verify=server.trust)
+    openai_sync = openai.DefaultHttpxClient(verify=server.trust)
+    raw = c.RawAiohttp(base, trust)
+
+    async def close_sync_openai() -> None:
+        openai_sync.close()
+
+    return Contenders(
+        raw=raw,
+        floor=c.WireChatModel(wire=raw),
+        websim=ChatWebsim(client=client),
+        openai=ChatOpenAI(
+            model="gpt-4o-mini",
+            api_key="sk-benchmark",  # type: ignore[arg-type]
+            base_url=base + "/v1",
+            http_async_client=openai_async,
+            http_client=openai_sync,
+        ),
+        closers=[raw.aclose, client.aclose, openai_async.aclose, close_sync_openai],
+    )
+
+
+def run(config: Config, server: Server) -> dict[str, list[float]]:
+    """Seconds per round for every figure (keys like ``"websim HTTP"``)."""
+    times: dict[str, list[float]] = {}
+    fixed = c.FixedChatModel()
+
+    def record(key: str, seconds: float) -> None:
+        times.setdefault(key, []).append(seconds)
+
+    with asyncio.Runner() as runner:
+        contenders = {p: build(server, p) for p in PROTOCOLS}
+        try:
+            _warm_up(runner, config, fixed, contenders)
+            n, conc = config.calls, config.concurrency
+            for round_no in range(config.rounds):
+                # Rotating the order spreads any drift of the machine over every contender.
+                order = list(PROTOCOLS) if round_no % 2 == 0 else list(reversed(PROTOCOLS))
+                record("langchain", runner.run(c.run_concurrent(_acall(fixed), n, conc)))
+                for p in order:
+                    k = contenders[p]
+                    record(f"raw {p}", runner.run(c.run_concurrent(k.raw.call, n, conc)))
+                    record(f"floor {p}", runner.run(c.run_concurrent(_acall(k.floor), n, conc)))
+                    record(f"websim {p}", runner.run(c.run_concurrent(_acall(k.websim), n, conc)))
+                    record(f"openai {p}", runner.run(c.run_concurrent(_acall(k.openai), n, conc)))
+                    seq = config.sequential
+                    record(f"sync {p}", c.run_sequential_sync(c.invoke_call(k.websim), seq))
+                    record(
+                        f"async {p}",
+                        runner.run(c.run_sequential_async(_acall(k.websim), seq)),
+                    )
+        finally:
+            for k in contenders.values():
+                runner.run(k.aclose())
+    return times
+
+
+def _acall(model: Any) -> c.Call:
+    return c.ainvoke_call(model)
+
+
+def _warm_up(
+    runner: asyncio.Runner, config: Config, fixed: Any, contenders: dict[str, Contenders]
+) -> None:
+    """Check every contender gets the right answer, and open the connection pools."""
+    calls = [_acall(fixed)]
+    for k in contenders.values():
+        calls += [k.raw.call, _acall(k.floor), _acall(k.websim), _acall(k.openai)]
+        if c.invoke_call(k.websim)() != ANSWER:
+            raise RuntimeError("ChatWebsim.invoke returned a wrong answer")
+    for call in calls:
+        answer = runner.run(call())
+        if answer != ANSWER:
+            raise RuntimeError(f"a contender answered {answer!r}, expected {ANSWER!r}")
+        runner.run(c.run_concurrent(call, config.concurrency * 2, config.concurrency))
+
+
+def _missing_dependencies() -> list[str]:
+    import importlib.util
+
+    needed = ("langchain_openai", "trustme", "pyinstrument")
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
+    parser.add_argument("--profile", action="store_true", help="print pyinstrument profiles")
+    args = parser.parse_args(argv)
+    missing = _missing_dependencies()
+    if missing:
+        print(
+            f"the benchmark needs {', '.join(missing)}: pip install -e '.[benchmark]'",
+            file=sys.stderr,
+        )
+        return 2
+    config = QUICK if args.quick else Config()
+    with start_server() as server:
+        times = run(config, server)
+        memory = {"calls": float(config.memory_calls)}
+        memory.update(_probes.peak_memory(server.http_url, config.memory_calls))
+        imports = _probes.import_times(config.import_runs)
+        _report.report(config, times, memory, imports)
+        if args.profile:
+            import _profile
+
+            _profile.profile_paths(server, config.calls, config.concurrency, config.sequential)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
