@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aioresponses import aioresponses
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, HumanMessage, SystemMessage
 from pydantic import ValidationError
 
 from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool
@@ -229,7 +229,7 @@ async def test_malformed_wire_messages(
         ),
         (HumanMessage(content=[{"type": "file", "url": "https://x.test/a.pdf"}]), "'file'"),
         (HumanMessage(content=[{"type": "text"}]), "no string 'text'"),
-        (ToolMessage("42", tool_call_id="call_1"), "ToolMessage"),
+        (ChatMessage("be terse", role="developer"), "role 'developer'"),
     ],
 )
 async def test_unsupported_content_blocks_through_chat_websim(
