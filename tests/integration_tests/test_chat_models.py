@@ -4,6 +4,7 @@ point, callbacks, concurrency and event-loop handling."""
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
 import re
 import threading
@@ -27,7 +28,7 @@ from langchain_websim import (
     WebsimClient,
     WebsimRateLimitError,
 )
-from langchain_websim.testing import WebsimEmulator
+from langchain_websim.testing import WebsimEmulator, agent_responder
 
 CHAT_ID = re.compile(r"^[a-z0-9]{3}_[a-z0-9]{15}$")
 IMAGE_ID = re.compile(r"^[a-z0-9]{7}_[a-z0-9]{12}$")
@@ -372,6 +373,25 @@ class _CountingLimiter(BaseRateLimiter):
 DOC = Path(__file__).resolve().parents[2] / "docs" / "chat.md"
 
 
+def _docs_model(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
+    """The model the docs page talks to: the emulator's echo (and its agent mode for the
+    image tool), except where the page offers ``GetWeather`` or asks for a ``Joke``; there it
+    answers as a model following the instruction would, noisily."""
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    last = messages[-1]["content"]
+    if "Tool: GetWeather" in system:
+        if last.startswith("Result of the call"):
+            return "It is 18 °C and sunny in Paris."
+        city = re.search(r"in (\w+)\?", last)
+        call = {"name": "GetWeather", "arguments": {"city": city.group(1) if city else "?"}}
+        return "Checking.\n```json\n" + json.dumps({"tool_calls": [call]}) + "\n```"
+    if "Object: Joke" in system:
+        animal = "cat" if "cats" in last else "dog"
+        joke = {"setup": f"What does a {animal} read?", "punchline": f"The {animal}alogue."}
+        return "Here you go:\n```json\n" + json.dumps(joke) + "\n```"
+    return agent_responder(messages, body)
+
+
 def test_docs_page_runs_against_the_emulator(
     emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -382,7 +402,9 @@ def test_docs_page_runs_against_the_emulator(
     assert "\n## API reference\n" in text
     blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
     assert len(blocks) >= 10
+    assert "\n## Tool calling, structured output and agents\n" in text
     monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
+    emulator.set_chat_responder(_docs_model)
     namespace: dict[str, Any] = {"__name__": "chat_docs"}
     try:
         for number, block in enumerate(blocks, 1):
@@ -398,13 +420,35 @@ def test_docs_page_runs_against_the_emulator(
     assert "Echo: Tell me a joke. last" in out
     assert "20 Echo: Question 19" in out
     assert "answered" in out
-    assert out.count(emulator.base_url + "/images/") == 2
+    # two flux answers and the agent's final answer quoting its picture
+    assert out.count(emulator.base_url + "/images/") == 3
     assert "['text', 'image']" in out
     images = [r.body for r in emulator.requests_for("image")]
     assert [(b["prompt"], b["aspect_ratio"]) for b in images] == [
         ("A lighthouse on a cliff\nat dusk, oil painting", "16:9"),
         ("a red fox in fresh snow, watercolour", "9:16"),
+        ("Draw a red fox in fresh snow.", "1:1"),  # the agent's tool calls
+        ("Draw a heron.", "1:1"),
     ]
+    # Tool calling, structured output and agents
+    assert "[{'name': 'GetWeather', 'args': {'city': 'Paris'}, 'id': 'call_" in out
+    assert "It is 18 °C and sunny in Paris." in out
+    assert "last [{'city': 'Rome'}]" in out
+    assert "What does a cat read? / The catalogue." in out
+    assert "AIMessage setup='What does a dog read?' punchline='The dogalogue.' None" in out
+    assert "Done: here is the result, " + emulator.base_url + "/images/" in out
+    assert "['model']\n['tools']\n['model']\n" in out
+    assert "'Let me look that up.' {'city': 'Lyon'}" in out
+    weather = [r for r in emulator.requests_for("chat") if "GetWeather" in str(r.body)]
+    history = weather[1].body["messages"]
+    assert history[0]["content"].startswith("You can call the following tools.")
+    assert history[2]["role"] == "assistant" and '"call_1"' in history[2]["content"]
+    assert history[3] == {
+        "role": "user",
+        "content": "Result of the call call_1 to tool 'GetWeather':\n18 °C and sunny",
+    }
+    # json_llm is only constructed on the page: nothing sent the unconfirmed flag
+    assert not any("json" in r.body for r in emulator.requests)
     chats = emulator.requests_for("chat")
     assert all(r.status == 200 and r.violations == [] for r in emulator.requests)
     assert chats[0].body["messages"][0] == {
