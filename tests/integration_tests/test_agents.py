@@ -9,8 +9,10 @@ answer, what the model was sent on its second turn, and the final answer.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from langgraph.prebuilt import create_react_agent
 from langgraph.warnings import LangGraphDeprecatedSinceV10
 
 from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool
-from langchain_websim.testing import WebsimEmulator
+from langchain_websim.testing import WebsimEmulator, agent_responder
 
 PROMPT = "a lighthouse at dusk, oil painting"
 CALL_REPLY = (
@@ -190,3 +192,52 @@ async def test_malformed_first_reply_surfaces_as_an_invalid_call(
     assert reply.content == "Drawing now:"
     assert emulator.requests_for("image") == []
     assert len(emulator.requests_for("chat")) == 1
+
+
+# --------------------------------------------------------------------------- the docs example
+
+IMAGE_DOC = Path(__file__).resolve().parents[2] / "docs" / "image_tool.md"
+
+
+def test_image_tool_docs_agent_runs_the_loop_in_agent_mode(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The page's own test runs it against the echoing emulator; in agent mode, which the
+    # page recommends for offline runs, the example goes through the whole loop.
+    text = IMAGE_DOC.read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    agent_blocks = [b for b in blocks if "create_agent" in b or "illustrator" in b]
+    assert len(agent_blocks) == 2
+    setup = next(b for b in blocks if b.startswith("from langchain_websim import WebsimImageTool"))
+    namespace: dict[str, Any] = {"__name__": "image_tool_docs"}
+    with WebsimEmulator(chat_responder=agent_responder) as emulator:
+        monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
+        try:
+            for number, block in enumerate([setup, *agent_blocks], 1):
+                exec(compile(block, f"{IMAGE_DOC.name} agent block {number}", "exec"), namespace)
+        finally:
+            namespace["tool"]._get_client().close()
+    out = capsys.readouterr().out
+    run = namespace["run"]["messages"]
+    assert [type(m).__name__ for m in run] == [
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "AIMessage",
+    ]
+    assert run[1].tool_calls[0]["args"] == {"prompt": "Draw a lighthouse at dusk"}
+    assert run[2].artifact["url"] in run[3].text
+    assert "Tool Calls:\n  websim_image_generation" in out  # pretty_print shows the call
+    assert "model ['AIMessage']\ntools ['ToolMessage']\nmodel ['AIMessage']\n" in out
+    prompts = [r.body["prompt"] for r in emulator.requests_for("image")]
+    assert prompts == ["Draw a lighthouse at dusk", "Draw a harbour at dawn"]
+    chats = emulator.requests_for("chat")
+    assert len(chats) == 4 and all(r.violations == [] for r in chats)
+    assert (
+        chats[0]
+        .body["messages"][0]["content"]
+        .startswith(
+            "You are an illustrator. Call websim_image_generation for every picture.\n\n"
+            "You can call the following tools."
+        )
+    )
