@@ -13,11 +13,10 @@ silently shortened conversation gives confidently wrong answers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     ChatMessage,
     HumanMessage,
@@ -25,25 +24,14 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.content import create_image_block, create_text_block
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_websim._wire import CHAT_ROLES
 
-if TYPE_CHECKING:
-    from langchain_websim._tool_calling import ParsedReply
-
-Content = str | list[str | dict[Any, Any]]
-"""Message content as ``AIMessage`` takes it."""
-
 __all__ = [
-    "Content",
     "apply_stop",
-    "chat_result",
     "convert_message",
     "convert_messages",
     "image_content",
-    "last_chunk",
-    "response_metadata",
     "validate_stop",
 ]
 
@@ -186,49 +174,3 @@ def image_content(url: str) -> list[str | dict[Any, Any]]:
     image block is the standard form multimodal consumers read.
     """
     return [dict(create_text_block(url)), dict(create_image_block(url=url))]
-
-
-def response_metadata(model: str, project_id: str, attempts: int) -> dict[str, Any]:
-    """The metadata every answer carries (Websim reports no token counts or stop reasons
-    beyond the answer ending)."""
-    return {
-        "model_name": model,
-        "model_provider": "websim",
-        "project_id": project_id,
-        "finish_reason": "stop",
-        "attempts": attempts,
-    }
-
-
-def chat_result(
-    content: Content, metadata: dict[str, Any], calls: ParsedReply | None
-) -> ChatResult:
-    if calls is None:
-        message = AIMessage(content=content, response_metadata=metadata)
-    else:
-        message = AIMessage(
-            content=content,
-            response_metadata=metadata,
-            tool_calls=calls.tool_calls,
-            invalid_tool_calls=calls.invalid_tool_calls,
-        )
-    return ChatResult(generations=[ChatGeneration(message=message)])
-
-
-def last_chunk(
-    content: Content, metadata: dict[str, Any], calls: ParsedReply | None
-) -> ChatGenerationChunk:
-    # Websim answers in one piece, so the only chunk is also the last one.  Given the
-    # parsed calls, the chunk derives its tool_call_chunks from them and keeps each
-    # invalid call's error.
-    if calls is None:
-        message = AIMessageChunk(content=content, response_metadata=metadata, chunk_position="last")
-    else:
-        message = AIMessageChunk(
-            content=content,
-            response_metadata=metadata,
-            tool_calls=calls.tool_calls,
-            invalid_tool_calls=calls.invalid_tool_calls,
-            chunk_position="last",
-        )
-    return ChatGenerationChunk(message=message)

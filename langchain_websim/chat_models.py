@@ -12,38 +12,27 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable
-from langchain_core.tools import BaseTool
 from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from langchain_websim import _wire
+from langchain_websim._chat_call import Answer, chat_result, last_chunk, run_call
 from langchain_websim._client import WebsimClient, _validate_proxy, redact_url, resolve_base_url
-from langchain_websim._messages import (
-    Content,
-    apply_stop,
-    chat_result,
-    convert_messages,
-    image_content,
-    last_chunk,
-    response_metadata,
-    validate_stop,
-)
+from langchain_websim._messages import validate_stop
 
 if TYPE_CHECKING:
-    from langchain_websim._tool_calling import ParsedReply
+    # Annotations only: importing langchain_core.tools here would slow every import.
+    from langchain_core.language_models import LanguageModelInput
+    from langchain_core.runnables import Runnable
+    from langchain_core.tools import BaseTool
 
 __all__ = ["CHAT_MODELS", "IMAGE_MODELS", "ChatWebsim"]
 
 CHAT_MODELS: tuple[str, ...] = _wire.CHAT_MODELS
 IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
 
-# Per-call keyword arguments ChatWebsim understands; anything else is a caller mistake.
-# (Keep in step with _tool_binding.TOOL_KWARGS, not imported here to keep imports light.)
-_TOOL_KWARGS = frozenset({"tools", "tool_choice", "response_format"})
-_CALL_KWARGS = frozenset({"model", "prompt", "aspect_ratio", "project_id", "stream", *_TOOL_KWARGS})
 # LangChain's standard parameters that Websim has no equivalent for.
 _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 # Fields that configure the client; with an explicit ``client`` they mirror its settings.
@@ -366,60 +355,9 @@ class ChatWebsim(BaseChatModel):
         messages: list[BaseMessage],
         stop: list[str] | None,
         kwargs: dict[str, Any],
-    ) -> tuple[Content, dict[str, Any], ParsedReply | None]:
+    ) -> Answer:
         """One request: the answer content, its response metadata and any tool calls."""
-        if kwargs and not _CALL_KWARGS.issuperset(kwargs):
-            unknown = ", ".join(sorted(set(kwargs) - _CALL_KWARGS))
-            raise TypeError(
-                f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
-                "model, project_id, stop, tools, tool_choice, response_format, and prompt / "
-                "aspect_ratio for image models)"
-            )
-        model = kwargs.get("model", self.model)
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError(f"model must be a non-empty model name, got {model!r}")
-        wire_messages = convert_messages(messages)
-        project_id = kwargs.get("project_id", self.project_id)
-        if model.lower() in IMAGE_MODELS:
-            prompt = _wire.image_prompt_from_messages(wire_messages, kwargs.get("prompt"))
-            image = await client.agenerate_image(
-                prompt,
-                aspect_ratio=kwargs.get("aspect_ratio", self.aspect_ratio),
-                project_id=project_id,
-            )
-            return (
-                image_content(image.url),
-                {
-                    **response_metadata(model, image.project_id, image.attempts),
-                    "image_url": image.url,
-                    "aspect_ratio": image.aspect_ratio,
-                },
-                None,
-            )
-        if "prompt" in kwargs or "aspect_ratio" in kwargs:
-            raise ValueError(
-                f"prompt= and aspect_ratio= apply to image models ({', '.join(IMAGE_MODELS)}) "
-                f"only, not to the chat model {model!r}"
-            )
-        stop = self.stop if stop is None else validate_stop(stop)
-        if kwargs and not _TOOL_KWARGS.isdisjoint(kwargs):
-            from langchain_websim._tool_binding import achat_with_tools
-
-            reply = await achat_with_tools(
-                client,
-                wire_messages,
-                kwargs,
-                project_id,
-                stop,
-                self.json_mode,
-                self.tool_call_retries,
-            )
-            metadata = response_metadata(model, reply.project_id, reply.attempts)
-            metadata["tool_call_reasks"] = reply.reasks
-            return reply.parsed.content, metadata, reply.parsed
-        answer = await client.achat(wire_messages, project_id=project_id, json_mode=self.json_mode)
-        text = apply_stop(answer.text, stop)
-        return text, response_metadata(model, answer.project_id, answer.attempts), None
+        return await run_call(self, client, messages, stop, kwargs)
 
     def _generate(
         self,
