@@ -137,8 +137,8 @@ def _response_format(schema: Any) -> dict[str, Any]:
 def _check_schema(
     schema: Any, method: Method, response_format: dict[str, Any]
 ) -> Mapping[str, Any] | None:
-    """The JSON schema replies are held to without pydantic: ``None`` for no check."""
-    if _is_pydantic(schema) or response_format["type"] != "json_schema":
+    """The JSON schema replies are held to besides pydantic (``None``: pydantic only)."""
+    if _is_pydantic(schema):
         return None
     if method == "json_mode":
         return {"type": "object"}  # a JSON object, as in OpenAI's JSON mode

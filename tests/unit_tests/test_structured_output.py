@@ -213,10 +213,12 @@ async def test_astream_yields_the_parsed_object(http: aioresponses, llm: ChatWeb
 async def test_json_mode_checks_only_for_an_object_unless_pydantic(
     http: aioresponses, llm: ChatWebsim
 ) -> None:
-    reply(http, '{"anything": [1, 2]}', "[1, 2]", json.dumps({"setup": "s"}))
+    reply(http, '{"anything": [1, 2]}', "[3]", "[1, 2]", json.dumps({"setup": "s"}))
     loose = llm.with_structured_output(None, method="json_mode")
     assert await loose.ainvoke("json please") == {"anything": [1, 2]}
     assert system_prompts(http)[0].startswith("Reply with ONLY a JSON object: no prose")
+    with pytest.raises(OutputParserException, match="reply: expected object, got array"):
+        await loose.ainvoke("json please")
     with pytest.raises(OutputParserException, match="reply: expected object, got array"):
         await llm.with_structured_output(JokeDict, method="json_mode").ainvoke("x")
     with pytest.raises(OutputParserException, match="does not match Joke"):
