@@ -37,6 +37,7 @@ def _cell(samples: list[float]) -> str:
 def report(
     config: Any,
     times: dict[str, list[float]],
+    cpu: dict[str, list[float]],
     memory: dict[str, float],
     imports: dict[str, float],
 ) -> list[bool]:
@@ -119,5 +120,20 @@ def report(
             f"  {p} floor / (LangChain layer + raw aiohttp) = "
             f"{floor / (med('langchain') + med(f'raw {p}')):.3f}; "
             f"ChatWebsim / floor = {med(f'websim {p}') / floor:.3f}"
+        )
+
+    def cpu_med(key: str) -> float:
+        return statistics.median(cpu[key])
+
+    # The client's CPU time is what other work on the machine disturbs least.
+    print("  the same ratios on the client process's CPU time (medians):")
+    for p in PROTOCOLS:
+        both = cpu_med("langchain") + cpu_med(f"raw {p}")
+        print(
+            f"    {p} ChatWebsim / (LangChain layer + raw aiohttp) = "
+            f"{cpu_med(f'websim {p}') / both:.3f}; floor / (...) = "
+            f"{cpu_med(f'floor {p}') / both:.3f}; ChatOpenAI / ChatWebsim = "
+            f"{cpu_med(f'openai {p}') / cpu_med(f'websim {p}'):.2f}x; sync / async = "
+            f"{cpu_med(f'sync {p}') / cpu_med(f'async {p}'):.3f}"
         )
     return verdicts

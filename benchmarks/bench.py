@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,39 +92,53 @@ def build(server: Server, protocol: str) -> Contenders:
     )
 
 
-def run(config: Config, server: Server) -> dict[str, list[float]]:
-    """Seconds per round for every figure (keys like ``"websim HTTP"``)."""
-    times: dict[str, list[float]] = {}
-    fixed = c.FixedChatModel()
+Samples = dict[str, list[float]]
 
-    def record(key: str, seconds: float) -> None:
-        times.setdefault(key, []).append(seconds)
+
+def run(config: Config, server: Server) -> tuple[Samples, Samples]:
+    """Wall-clock and client-CPU seconds per round for every figure (``"websim HTTP"``...)."""
+    wall: Samples = {}
+    cpu: Samples = {}
+    fixed = c.FixedChatModel()
+    n, conc, seq = config.calls, config.concurrency, config.sequential
 
     with asyncio.Runner() as runner:
         contenders = {p: build(server, p) for p in PROTOCOLS}
+        jobs: list[tuple[str, Callable[[], float]]] = [
+            ("langchain", lambda: runner.run(c.run_concurrent(_acall(fixed), n, conc)))
+        ]
+        for p, k in contenders.items():
+            jobs += [
+                (f"raw {p}", lambda k=k: runner.run(c.run_concurrent(k.raw.call, n, conc))),
+                (f"floor {p}", lambda k=k: runner.run(c.run_concurrent(_acall(k.floor), n, conc))),
+                (
+                    f"websim {p}",
+                    lambda k=k: runner.run(c.run_concurrent(_acall(k.websim), n, conc)),
+                ),
+                (
+                    f"openai {p}",
+                    lambda k=k: runner.run(c.run_concurrent(_acall(k.openai), n, conc)),
+                ),
+                (f"sync {p}", lambda k=k: c.run_sequential_sync(c.invoke_call(k.websim), seq)),
+                (
+                    f"async {p}",
+                    lambda k=k: runner.run(c.run_sequential_async(_acall(k.websim), seq)),
+                ),
+            ]
         try:
             _warm_up(runner, config, fixed, contenders)
-            n, conc = config.calls, config.concurrency
             for round_no in range(config.rounds):
-                # Rotating the order spreads any drift of the machine over every contender.
-                order = list(PROTOCOLS) if round_no % 2 == 0 else list(reversed(PROTOCOLS))
-                record("langchain", runner.run(c.run_concurrent(_acall(fixed), n, conc)))
-                for p in order:
-                    k = contenders[p]
-                    record(f"raw {p}", runner.run(c.run_concurrent(k.raw.call, n, conc)))
-                    record(f"floor {p}", runner.run(c.run_concurrent(_acall(k.floor), n, conc)))
-                    record(f"websim {p}", runner.run(c.run_concurrent(_acall(k.websim), n, conc)))
-                    record(f"openai {p}", runner.run(c.run_concurrent(_acall(k.openai), n, conc)))
-                    seq = config.sequential
-                    record(f"sync {p}", c.run_sequential_sync(c.invoke_call(k.websim), seq))
-                    record(
-                        f"async {p}",
-                        runner.run(c.run_sequential_async(_acall(k.websim), seq)),
-                    )
+                # Each round starts one job later, so a drift of the machine (other work
+                # starting or stopping) does not always land on the same contender.
+                shift = round_no % len(jobs)
+                for key, job in jobs[shift:] + jobs[:shift]:
+                    started = time.process_time()
+                    wall.setdefault(key, []).append(job())
+                    cpu.setdefault(key, []).append(time.process_time() - started)
         finally:
             for k in contenders.values():
                 runner.run(k.aclose())
-    return times
+    return wall, cpu
 
 
 def _acall(model: Any) -> c.Call:
@@ -156,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--profile", action="store_true", help="print pyinstrument profiles")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
     args = parser.parse_args(argv)
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     missing = _missing_dependencies()
     if missing:
         print(
@@ -165,12 +184,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     config = QUICK if args.quick else Config()
+    if args.rounds is not None:
+        config = dataclasses.replace(config, rounds=args.rounds)
     with start_server() as server:
-        times = run(config, server)
+        times, cpu = run(config, server)
         memory = {"calls": float(config.memory_calls)}
         memory.update(_probes.peak_memory(server.http_url, config.memory_calls))
         imports = _probes.import_times(config.import_runs)
-        _report.report(config, times, memory, imports)
+        _report.report(config, times, cpu, memory, imports)
         if args.profile:
             import _profile
 
