@@ -145,12 +145,6 @@ def _check_schema(
     return dict(response_format["json_schema"]["schema"])
 
 
-def _reply_text(message: BaseMessage) -> str:
-    if not isinstance(message, BaseMessage):
-        raise TypeError(f"expected the model's message, got {type(message).__name__}")
-    return message.text
-
-
 def _excerpt(text: str) -> str:
     text = text.strip()
     return repr(text if len(text) <= _EXCERPT else text[:_EXCERPT] + "...")
@@ -159,7 +153,7 @@ def _excerpt(text: str) -> str:
 def _parse_json_reply(
     message: BaseMessage, *, schema: Any, json_schema: Mapping[str, Any] | None
 ) -> Any:
-    text = _reply_text(message)
+    text = message.text
     try:
         value = extract_json(text)
     except ValueError:
@@ -190,7 +184,7 @@ def _validated(value: Any, schema: Any, json_schema: Mapping[str, Any] | None, t
 
 
 def _parse_tool_call(message: BaseMessage, *, schema: Any, name: str) -> Any:
-    text = _reply_text(message)
+    text = message.text
     calls = message.tool_calls if isinstance(message, AIMessage) else []
     if not any(call["name"] == name for call in calls):
         invalid = message.invalid_tool_calls if isinstance(message, AIMessage) else []

@@ -13,7 +13,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.exceptions import OutputParserException
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableBinding, RunnableSequence
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic.v1 import BaseModel as BaseModelV1
 from typing_extensions import TypedDict
 from yarl import URL
@@ -258,6 +258,31 @@ async def test_function_calling_failures_are_explained(http: aioresponses, llm: 
     with pytest.raises(OutputParserException, match="answered without calling 'Joke'"):
         await structured.ainvoke("joke")
     with pytest.raises(OutputParserException, match=r"call to 'Joke' was invalid: .*'punchline'"):
+        await structured.ainvoke("joke")
+
+
+class PoliteJoke(BaseModel):
+    """A joke whose punchline ends with a full stop."""
+
+    setup: str
+    punchline: str
+
+    @field_validator("punchline")
+    @classmethod
+    def _full_stop(cls, value: str) -> str:
+        if not value.endswith("."):
+            raise ValueError("the punchline must end with a full stop")
+        return value
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema"])
+async def test_pydantic_validators_beyond_the_json_schema_are_applied(
+    http: aioresponses, llm: ChatWebsim, method: Any
+) -> None:
+    rude = {"setup": "s", "punchline": "no full stop"}
+    reply(http, _call("PoliteJoke", rude) if method == "function_calling" else json.dumps(rude))
+    structured = llm.with_structured_output(PoliteJoke, method=method)
+    with pytest.raises(OutputParserException, match="must end with a full stop"):
         await structured.ainvoke("joke")
 
 
