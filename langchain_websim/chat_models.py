@@ -73,8 +73,8 @@ class ChatWebsim(BaseChatModel):
         stop: stop sequences.  Websim has no stop parameter: the answer is cut before the
             first stop sequence on our side.  They apply to chat answers only.
         aspect_ratio: image aspect ratio for image models, ``"1:1"`` by default.
-        streaming: route ``invoke`` through the streaming path.  Websim does not stream,
-            so a stream is always one chunk holding the whole answer.
+        streaming: route ``invoke`` through the streaming path (not with tools bound).
+            Websim does not stream, so a stream is always one chunk: the whole answer.
         tool_call_retries: re-asks when a tool call is required and the reply made none.
         json_mode: send Websim's ``"json": true`` flag (unconfirmed by the service).
 
@@ -131,7 +131,7 @@ class ChatWebsim(BaseChatModel):
     aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
     """Aspect ratio (``W:H``) for image models."""
     streaming: bool = False
-    """Whether ``invoke`` goes through the (single-chunk) streaming path."""
+    """Whether ``invoke`` goes through the (single-chunk) streaming path; not with tools."""
     tool_call_retries: int = Field(default=1, ge=0, strict=True)
     """Corrective re-asks when ``tool_choice`` requires a call and the reply made none."""
     json_mode: bool = False
