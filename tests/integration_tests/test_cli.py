@@ -152,3 +152,27 @@ def test_emulator_subcommand_serves_until_terminated() -> None:
         _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert stderr == ""
+
+
+def test_demo_runs_the_agent_loop_offline() -> None:
+    done = run("demo", "--emulator", "Draw", "a", "red", "fox")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("-> tool call: websim_image_generation(")
+    assert '"prompt": "Draw a red fox"' in lines[0]
+    assert re.fullmatch(r"<- image: http://127\.0\.0\.1:\d+/images/\w+\.png", lines[1])
+    url = lines[1].removeprefix("<- image: ")
+    assert lines[-1].startswith("answer: ") and url in lines[-1]
+    assert CANNED in done.stderr
+
+
+def test_demo_json_lists_every_step() -> None:
+    done = run("--json", "demo", "--emulator", "Draw a boat")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["prompt"] == "Draw a boat"
+    kinds = [step["step"] for step in result["steps"]]
+    assert kinds == ["tool_call", "tool_result", "answer"]
+    assert result["steps"][0]["calls"][0]["args"]["prompt"] == "Draw a boat"
+    assert result["steps"][1]["status"] == "success"
+    assert result["steps"][1]["url"] in result["steps"][2]["text"]
