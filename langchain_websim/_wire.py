@@ -42,9 +42,12 @@ EXCERPT_CHARS = 500
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ID_BASE = len(_ID_ALPHABET)
-# Index ``low + 36 * high`` spells the digits ``low``, ``high`` in that order.
-_ID_PAIRS = tuple(low + high for high in _ID_ALPHABET for low in _ID_ALPHABET)
-_ID_PAIR_BASE = len(_ID_PAIRS)
+# Random bytes below 252 (7 * 36) map to characters by their value mod 36, each character
+# from exactly 7 byte values; the 4 bytes above are dropped and drawn again.  Rejection keeps
+# the ids uniform, and ``bytes.translate`` does the mapping in C: a fraction of the cost of
+# a ``secrets.choice`` per character.
+_ID_TABLE = bytes(ord(_ID_ALPHABET[b % _ID_BASE]) for b in range(256))
+_ID_REJECTED = bytes(range(256 - 256 % _ID_BASE, 256))
 _ASPECT_RATIO_RE = re.compile(r"^([1-9][0-9]{0,2}):([1-9][0-9]{0,2})$")
 
 EndpointName = Literal["chat", "image"]
@@ -84,22 +87,15 @@ ENDPOINTS: dict[EndpointName, Endpoint] = {"chat": CHAT, "image": IMAGE}
 
 
 def _random_chars(n: int) -> str:
-    # One draw below 36**n, written as n base-36 digits (leading zeros kept), is uniform over
-    # all n-character strings, like n separate choices, at a fraction of their cost; the
-    # digits are peeled off two at a time (36**2 == len(_ID_PAIRS)) to halve the loop.
-    value = secrets.randbelow(_ID_BASE**n)
-    chars = []
-    for _ in range(n // 2):
-        value, pair = divmod(value, _ID_PAIR_BASE)
-        chars.append(_ID_PAIRS[pair])
-    if n % 2:
-        chars.append(_ID_ALPHABET[value])
-    return "".join(chars)
+    chars = b""
+    while len(chars) < n:
+        # Four spare bytes make a second draw rare (p < 1e-4 of too few usable ones).
+        chars += secrets.token_bytes(n + 4).translate(_ID_TABLE, _ID_REJECTED)
+    return chars[:n].decode("ascii")
 
 
 def new_project_id(endpoint: Endpoint) -> str:
     """A fresh project id in the endpoint's format, drawn from a cryptographic source."""
-    # One draw for the whole id: the two parts are independent digits of it.
     prefix = endpoint.id_prefix_len
     chars = _random_chars(prefix + endpoint.id_suffix_len)
     return f"{chars[:prefix]}_{chars[prefix:]}"

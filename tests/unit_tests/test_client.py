@@ -199,17 +199,17 @@ async def test_project_ids_are_drawn_from_secrets(
 ) -> None:
     drawn: list[int] = []
 
-    def randbelow(bound: int) -> int:
-        drawn.append(bound)
-        return bound - 1  # every base-36 digit 35, the alphabet's last character
+    def token_bytes(n: int) -> bytes:
+        drawn.append(n)
+        return bytes([35] * n)  # the alphabet's last character
 
-    monkeypatch.setattr(_wire.secrets, "randbelow", randbelow)
+    monkeypatch.setattr(_wire.secrets, "token_bytes", token_bytes)
     http.post(CHAT_URL, payload={"content": "x"})
     http.post(IMAGE_URL, payload={"url": "https://cdn.websim.ai/x.png"})
     client = make_client()
     assert (await client.achat(MESSAGES)).project_id == "999_" + "9" * 15
     assert (await client.agenerate_image("a cat")).project_id == "9999999_" + "9" * 12
-    assert drawn == [36**18, 36**19]  # one draw per id
+    assert drawn == [22, 23]  # one draw per id
 
 
 async def test_callers_project_id_is_used_as_given(

@@ -111,8 +111,9 @@ def _forbidden(*args: Any, **kwargs: Any) -> Any:
 def fake_secrets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """``secrets`` always draws its largest value; the ``random`` module is switched off.
 
-    Whether ids are built from ``secrets.choice`` per character or from one
-    ``secrets.randbelow`` written in base 36, every character then comes out as '9'.
+    Whether ids are built from ``secrets.choice`` per character, from one
+    ``secrets.randbelow`` written in base 36 or from ``secrets.token_bytes`` mapped modulo
+    36, every character then comes out as '9'.
     """
     draws: list[str] = []
 
@@ -124,8 +125,13 @@ def fake_secrets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         draws.append(f"randbelow({n})")
         return n - 1
 
+    def token_bytes(n: int) -> bytes:
+        draws.append(f"token_bytes({n})")
+        return bytes([251] * n)  # the largest byte kept: 251 % 36 == 35
+
     monkeypatch.setattr(secrets, "choice", choice)
     monkeypatch.setattr(secrets, "randbelow", randbelow)
+    monkeypatch.setattr(secrets, "token_bytes", token_bytes)
     for name in ("random", "choice", "choices", "randint", "randrange", "getrandbits", "sample"):
         monkeypatch.setattr(random, name, _forbidden)
     return draws

@@ -131,20 +131,25 @@ def test_project_ids_are_fresh_and_use_the_whole_alphabet() -> None:
 
 
 def test_project_ids_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    bounds: list[int] = []
-    draws = iter([36**18 - 1, 0, 36**3 - 1, 1 + 36 * 2 + 36**7 * 35])
+    sizes: list[int] = []
+    draws = iter(
+        [
+            bytes([35, 251] * 11),  # 35 and 251 (= 35 + 7 * 36) both spell '9'
+            bytes([255, 252] * 4 + [0] * 10 + [37] * 4),  # bytes >= 252 are dropped...
+            bytes([1] * 22),  # ... and the id is completed from a further draw
+            bytes(range(23)),
+        ]
+    )
 
-    def randbelow(bound: int) -> int:
-        bounds.append(bound)
+    def token_bytes(n: int) -> bytes:
+        sizes.append(n)
         return next(draws)
 
-    monkeypatch.setattr(_wire.secrets, "randbelow", randbelow)
-    # One draw per id, below 36**length, spelled as base-36 digits (lowest first), padded.
+    monkeypatch.setattr(_wire.secrets, "token_bytes", token_bytes)
     assert _wire.new_project_id(CHAT) == "999_" + "9" * 15
-    assert _wire.new_project_id(CHAT) == "aaa_" + "a" * 15
-    assert _wire.new_project_id(CHAT) == "999_" + "a" * 15
-    assert _wire.new_project_id(IMAGE) == "bcaaaaa_" + "9" + "a" * 11
-    assert bounds == [36**18, 36**18, 36**18, 36**19]
+    assert _wire.new_project_id(CHAT) == "aaa_" + "a" * 7 + "b" * 8
+    assert _wire.new_project_id(IMAGE) == "abcdefg_hijklmnopqrs"
+    assert sizes == [22, 22, 22, 23]
 
 
 def test_caller_project_id_is_used_as_given() -> None:
