@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -128,10 +130,12 @@ def run(config: Config, server: Server) -> tuple[Samples, Samples]:
         try:
             _warm_up(runner, config, fixed, contenders)
             for round_no in range(config.rounds):
-                # Each round starts one job later, so a drift of the machine (other work
-                # starting or stopping) does not always land on the same contender.
-                shift = round_no % len(jobs)
-                for key, job in jobs[shift:] + jobs[:shift]:
+                # A new order every round (seeded, so runs are comparable): neither a drift
+                # of the machine nor the garbage one job leaves behind always lands on the
+                # same contender; and every job starts from a collected heap.
+                random.Random(round_no).shuffle(jobs)
+                for key, job in jobs:
+                    gc.collect()
                     started = time.process_time()
                     wall.setdefault(key, []).append(job())
                     cpu.setdefault(key, []).append(time.process_time() - started)
