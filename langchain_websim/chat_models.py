@@ -20,6 +20,7 @@ from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validat
 from langchain_websim import _wire
 from langchain_websim._chat_call import Answer, chat_result, last_chunk, run_call
 from langchain_websim._client import WebsimClient, _validate_proxy, redact_url, resolve_base_url
+from langchain_websim._client_owner import CONNECTION_FIELDS, ClientOwner, client_config
 from langchain_websim._messages import validate_stop
 
 if TYPE_CHECKING:
@@ -35,18 +36,9 @@ IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
 
 # LangChain's standard parameters that Websim has no equivalent for.
 _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
-# Fields that configure the client; with an explicit ``client`` they mirror its settings.
-_CONNECTION_FIELDS = (
-    "base_url",
-    "timeout",
-    "max_retries",
-    "retry_base_delay",
-    "retry_max_delay",
-    "proxy",
-)
 
 
-class ChatWebsim(BaseChatModel):
+class ChatWebsim(ClientOwner, BaseChatModel):
     """Websim chat model (and ``flux`` image generation through the chat interface).
 
     Setup:
@@ -202,8 +194,8 @@ class ChatWebsim(BaseChatModel):
         client = self.client
         if client is None:
             return self
-        actual = _client_config(client)
-        for name in _CONNECTION_FIELDS:
+        actual = client_config(client)
+        for name in CONNECTION_FIELDS:
             if name in self.model_fields_set and getattr(self, name) != actual[name]:
                 raise ValueError(
                     f"{name}={getattr(self, name)!r} conflicts with the explicit client's "
@@ -248,52 +240,6 @@ class ChatWebsim(BaseChatModel):
         # dumpd() output reaches every callback handler and tracer: a proxy URL that carries
         # credentials goes out as a secret reference (load() restores it from WEBSIM_PROXY).
         return {"proxy": "WEBSIM_PROXY"} if redact_url(self.proxy) != self.proxy else {}
-
-    def __getstate__(self) -> dict[Any, Any]:
-        # A client owns sockets, a thread and locks; only its configuration crosses a
-        # pickle, and the copy gets the process-wide client for it.
-        state = dict(super().__getstate__())
-        fields = dict(state["__dict__"])
-        client = fields.get("client")
-        if isinstance(client, WebsimClient):
-            state["websim_client_config"] = _client_config(client)
-            fields["client"] = None
-        state["__dict__"] = fields
-        state["__pydantic_private__"] = {
-            **(state.get("__pydantic_private__") or {}),
-            "_shared_client": None,
-        }
-        return state
-
-    def __setstate__(self, state: dict[Any, Any]) -> None:
-        super().__setstate__(state)
-        config = state.get("websim_client_config")
-        if config is not None:
-            self.__dict__["client"] = WebsimClient.shared(**config)
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        # Clients are shared resources (like a rate limiter): copies use the same one.
-        memo = {} if memo is None else memo
-        for client in (self.client, self._shared_client):
-            if client is not None:
-                memo[id(client)] = client
-        return super().__deepcopy__(memo)
-
-    def _websim_client(self) -> WebsimClient:
-        client = self.client
-        if client is not None:
-            return client
-        client = self._shared_client
-        if client is None or client.closed:
-            client = self._shared_client = WebsimClient.shared(
-                self.base_url,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                retry_base_delay=self.retry_base_delay,
-                retry_max_delay=self.retry_max_delay,
-                proxy=self.proxy,
-            )
-        return client
 
     # ------------------------------------------------------------------ tools
 
@@ -402,16 +348,3 @@ class ChatWebsim(BaseChatModel):
         if run_manager is not None:
             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
-
-
-def _client_config(client: WebsimClient) -> dict[str, Any]:
-    return {
-        "base_url": client.base_url,
-        "timeout": client.timeout,
-        "max_retries": client.max_retries,
-        "retry_base_delay": client.retry.base_delay,
-        "retry_max_delay": client.retry.max_delay,
-        "proxy": client.proxy,
-        "headers": dict(client.headers),
-        "max_connections": client.max_connections,
-    }

@@ -31,6 +31,7 @@ from pydantic.v1 import ValidationError as ValidationErrorV1
 
 from langchain_websim import _wire
 from langchain_websim._client import WebsimClient
+from langchain_websim._client_owner import CONNECTION_FIELDS, ClientOwner
 from langchain_websim._transport import validate_proxy
 from langchain_websim.errors import (
     WebsimAPIError,
@@ -55,16 +56,6 @@ _PROMPT_DESCRIPTION = (
     "A detailed, self-contained description of the image to generate: subject, setting, "
     "style (photo, watercolour, 3D render, ...), composition, lighting and colours. Plain "
     f"text, at most {MAX_PROMPT_CHARS} characters. Do not put the aspect ratio here."
-)
-
-# The connection settings an explicit `client` already carries.
-_CONNECTION_FIELDS = (
-    "base_url",
-    "timeout",
-    "max_retries",
-    "retry_base_delay",
-    "retry_max_delay",
-    "proxy",
 )
 
 
@@ -141,7 +132,7 @@ def describe_invalid_arguments(error: ValidationError | ValidationErrorV1) -> st
     return f"Invalid arguments: {'; '.join(problems)}. Fix these arguments and call the tool again."
 
 
-class WebsimImageTool(BaseTool):
+class WebsimImageTool(ClientOwner, BaseTool):
     """Generate an image with Websim's ``flux`` model; returns the image URL.
 
     Invoked with plain arguments it returns the URL; invoked with a ``ToolCall`` it returns
@@ -230,7 +221,7 @@ class WebsimImageTool(BaseTool):
     @model_validator(mode="after")
     def _finish(self) -> Self:
         if self.client is not None:
-            clashing = sorted(set(_CONNECTION_FIELDS) & self.model_fields_set)
+            clashing = sorted(set(CONNECTION_FIELDS) & self.model_fields_set)
             if clashing:
                 raise ValueError(
                     f"pass either client=... or {', '.join(clashing)}, not both: an explicit "
@@ -240,34 +231,16 @@ class WebsimImageTool(BaseTool):
             self.args_schema = _input_schema(self.default_aspect_ratio)
         return self
 
-    # ------------------------------------------------------------------ the client
-
-    def _get_client(self) -> WebsimClient:
-        if self.client is not None:
-            return self.client
-        client = self._shared_client
-        if client is None or client.closed:
-            client = WebsimClient.shared(
-                self.base_url,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                retry_base_delay=self.retry_base_delay,
-                retry_max_delay=self.retry_max_delay,
-                proxy=self.proxy,
-            )
-            self._shared_client = client
-        return client
-
     # ------------------------------------------------------------------ running
 
     def _run(self, prompt: str, aspect_ratio: str | None = None) -> tuple[str, dict[str, Any]]:
-        client = self._get_client()
+        client = self._websim_client()
         return client.run_sync(self._generate(client, prompt, aspect_ratio))
 
     async def _arun(
         self, prompt: str, aspect_ratio: str | None = None
     ) -> tuple[str, dict[str, Any]]:
-        return await self._generate(self._get_client(), prompt, aspect_ratio)
+        return await self._generate(self._websim_client(), prompt, aspect_ratio)
 
     async def _generate(
         self, client: WebsimClient, prompt: str, aspect_ratio: str | None
@@ -284,14 +257,6 @@ class WebsimImageTool(BaseTool):
 
     # ------------------------------------------------------------------ copy and pickle
 
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        # A client is a connection pool with a loop thread: copies share it, never clone it.
-        memo = {} if memo is None else memo
-        for client in (self.client, self._shared_client):
-            if client is not None:
-                memo[id(client)] = client
-        return super().__deepcopy__(memo)
-
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         copied = super().model_copy(update=update, deep=deep)
         # `update` skips validation, so a new default ratio needs its schema here.
@@ -303,25 +268,14 @@ class WebsimImageTool(BaseTool):
         return copied
 
     def __getstate__(self) -> dict[Any, Any]:
-        state = dict(super().__getstate__())
-        fields = dict(state["__dict__"])
-        if isinstance(fields.get("client"), WebsimClient):
-            # Sessions and threads cannot cross a pickle; the configuration can.
-            state["websim_client_config"] = _client_config(fields["client"])
-            fields["client"] = None
+        state = super().__getstate__()
+        fields = state["__dict__"]
         if fields.get("args_schema") is _input_schema(fields["default_aspect_ratio"]):
             fields["args_schema"] = WebsimImageInput  # derived schemas are rebuilt on load
-        state["__dict__"] = fields
-        private = dict(state.get("__pydantic_private__") or {})
-        private["_shared_client"] = None
-        state["__pydantic_private__"] = private
         return state
 
     def __setstate__(self, state: dict[Any, Any]) -> None:
         super().__setstate__(state)
-        config = state.get("websim_client_config")
-        if config is not None:
-            self.__dict__["client"] = WebsimClient.shared(**config)
         if self.__dict__.get("args_schema") is WebsimImageInput:
             self.__dict__["args_schema"] = _input_schema(self.default_aspect_ratio)
 
@@ -333,19 +287,6 @@ def _artifact(url: str, prompt: str, aspect_ratio: str, project_id: str) -> dict
         "aspect_ratio": aspect_ratio,
         "model": _wire.DEFAULT_IMAGE_MODEL,
         "project_id": project_id,
-    }
-
-
-def _client_config(client: WebsimClient) -> dict[str, Any]:
-    return {
-        "base_url": client.base_url,
-        "timeout": client.timeout,
-        "max_retries": client.retry.max_retries,
-        "retry_base_delay": client.retry.base_delay,
-        "retry_max_delay": client.retry.max_delay,
-        "proxy": client.proxy,
-        "headers": dict(client.headers),
-        "max_connections": client.max_connections,
     }
 
 

@@ -216,7 +216,7 @@ def test_image_tool_docs_agent_runs_the_loop_in_agent_mode(
             for number, block in enumerate([setup, *agent_blocks], 1):
                 exec(compile(block, f"{IMAGE_DOC.name} agent block {number}", "exec"), namespace)
         finally:
-            namespace["tool"]._get_client().close()
+            namespace["tool"]._websim_client().close()
     out = capsys.readouterr().out
     run = namespace["run"]["messages"]
     assert [type(m).__name__ for m in run] == [

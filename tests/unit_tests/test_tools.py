@@ -219,9 +219,9 @@ def test_base_url_is_read_from_the_environment(
     tool = WebsimImageTool(retry_base_delay=0)
     try:
         assert tool.base_url == "http://env.websim.test"
-        assert tool._get_client().base_url == "http://env.websim.test"
+        assert tool._websim_client().base_url == "http://env.websim.test"
     finally:
-        tool._get_client().close()
+        tool._websim_client().close()
 
 
 # --------------------------------------------------------------------------- the client
@@ -230,18 +230,18 @@ def test_base_url_is_read_from_the_environment(
 def test_tools_with_the_same_settings_share_one_client(make_tool: ToolFactory) -> None:
     first, second = make_tool(), make_tool()
     other = make_tool(timeout=5)
-    client = first._get_client()
-    assert second._get_client() is client
-    assert first._get_client() is client  # cached, not looked up again
+    client = first._websim_client()
+    assert second._websim_client() is client
+    assert first._websim_client() is client  # cached, not looked up again
     assert client is WebsimClient.shared(BASE, retry_base_delay=0.0)
-    assert other._get_client() is not client
-    assert other._get_client().timeout == 5
+    assert other._websim_client() is not client
+    assert other._websim_client().timeout == 5
 
 
 def test_a_closed_shared_client_is_replaced(make_tool: ToolFactory, http: aioresponses) -> None:
     http.post(IMAGE_URL, payload={"url": CDN}, repeat=True)
     tool = make_tool()
-    stale = tool._get_client()
+    stale = tool._websim_client()
     stale.close()
     assert tool.invoke({"prompt": "fox"}) == CDN
     assert tool._shared_client is not stale
