@@ -60,3 +60,12 @@ def test_quick_run_prints_every_figure_and_every_target() -> None:
     assert "==== profile: ChatWebsim.invoke" in out
     # Nothing left open: no unclosed sessions, sockets or transports at exit.
     assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr, done.stderr
+
+
+def test_performance_page_gives_the_command_machine_and_every_target() -> None:
+    page = (BENCH.parents[1] / "docs" / "performance.md").read_text(encoding="utf-8")
+    assert "python benchmarks/bench.py" in page
+    assert "pip install -e '.[benchmark]'" in page
+    assert "nproc" in page and "/proc/cpuinfo" in page
+    for number in range(1, 6):
+        assert re.search(rf"^\| {number} \| .+\| (PASS|\*\*MISS\*\*)", page, re.MULTILINE), number
