@@ -23,14 +23,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import _contenders as c
 import _probes
 import _report
+from _report import PROTOCOLS
 from _server import ANSWER, Server, start_server
-
-PROTOCOLS = ("HTTP", "HTTPS")
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def build(server: Server, protocol: str) -> Contenders:
         websim=ChatWebsim(client=client),
         openai=ChatOpenAI(
             model="gpt-4o-mini",
-            api_key="sk-benchmark",  # type: ignore[arg-type]
+            api_key="sk-benchmark",
             base_url=base + "/v1",
             http_async_client=openai_async,
             http_client=openai_sync,
@@ -106,26 +106,24 @@ def run(config: Config, server: Server) -> tuple[Samples, Samples]:
 
     with asyncio.Runner() as runner:
         contenders = {p: build(server, p) for p in PROTOCOLS}
+
+        def concurrent(call: c.Call) -> Callable[[], float]:
+            return lambda: runner.run(c.run_concurrent(call, n, conc))
+
+        def sequential(call: c.Call) -> Callable[[], float]:
+            return lambda: runner.run(c.run_sequential_async(call, seq))
+
         jobs: list[tuple[str, Callable[[], float]]] = [
-            ("langchain", lambda: runner.run(c.run_concurrent(_acall(fixed), n, conc)))
+            ("langchain", concurrent(c.ainvoke_call(fixed)))
         ]
         for p, k in contenders.items():
             jobs += [
-                (f"raw {p}", lambda k=k: runner.run(c.run_concurrent(k.raw.call, n, conc))),
-                (f"floor {p}", lambda k=k: runner.run(c.run_concurrent(_acall(k.floor), n, conc))),
-                (
-                    f"websim {p}",
-                    lambda k=k: runner.run(c.run_concurrent(_acall(k.websim), n, conc)),
-                ),
-                (
-                    f"openai {p}",
-                    lambda k=k: runner.run(c.run_concurrent(_acall(k.openai), n, conc)),
-                ),
-                (f"sync {p}", lambda k=k: c.run_sequential_sync(c.invoke_call(k.websim), seq)),
-                (
-                    f"async {p}",
-                    lambda k=k: runner.run(c.run_sequential_async(_acall(k.websim), seq)),
-                ),
+                (f"raw {p}", concurrent(k.raw.call)),
+                (f"floor {p}", concurrent(c.ainvoke_call(k.floor))),
+                (f"websim {p}", concurrent(c.ainvoke_call(k.websim))),
+                (f"openai {p}", concurrent(c.ainvoke_call(k.openai))),
+                (f"sync {p}", partial(c.run_sequential_sync, c.invoke_call(k.websim), seq)),
+                (f"async {p}", sequential(c.ainvoke_call(k.websim))),
             ]
         try:
             _warm_up(runner, config, fixed, contenders)
@@ -145,17 +143,13 @@ def run(config: Config, server: Server) -> tuple[Samples, Samples]:
     return wall, cpu
 
 
-def _acall(model: Any) -> c.Call:
-    return c.ainvoke_call(model)
-
-
 def _warm_up(
     runner: asyncio.Runner, config: Config, fixed: Any, contenders: dict[str, Contenders]
 ) -> None:
     """Check every contender gets the right answer, and open the connection pools."""
-    calls = [_acall(fixed)]
+    calls = [c.ainvoke_call(fixed)]
     for k in contenders.values():
-        calls += [k.raw.call, _acall(k.floor), _acall(k.websim), _acall(k.openai)]
+        calls += [k.raw.call, *(c.ainvoke_call(m) for m in (k.floor, k.websim, k.openai))]
         if c.invoke_call(k.websim)() != ANSWER:
             raise RuntimeError("ChatWebsim.invoke returned a wrong answer")
     for call in calls:
