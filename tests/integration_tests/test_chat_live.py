@@ -15,6 +15,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_websim import ChatWebsim
+from tests.capabilities import ChatWebsimCapabilities
 
 pytestmark = pytest.mark.live
 
@@ -26,40 +27,10 @@ def _loopback_only() -> Iterator[None]:
     yield
 
 
-class TestChatWebsimLive(ChatModelIntegrationTests):
-    @property
-    def chat_model_class(self) -> type[ChatWebsim]:
-        return ChatWebsim
-
+class TestChatWebsimLive(ChatWebsimCapabilities, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "gemini-1.5-pro", "max_retries": 3}
-
-    # Everything the offline suite expects to fail (a model that reads values out of the
-    # question) runs here for real.
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return False
-
-    @property
-    def model_override_value(self) -> str:
-        return "gemini-1.5-flash"
 
 
 def test_live_conversation_with_system_prompt() -> None:

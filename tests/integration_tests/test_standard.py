@@ -18,8 +18,8 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
-from langchain_websim import ChatWebsim
 from langchain_websim.testing import WebsimEmulator
+from tests.capabilities import ChatWebsimCapabilities
 
 _TOOL = re.compile(r"^Tool: (\S+)\n(?:Description: .*\n)?Arguments \(JSON schema\): (.+)$", re.M)
 _FORCED = re.compile(r"^You MUST call the tool '([^']+)'", re.M)
@@ -90,7 +90,7 @@ _NEEDS_VALUES = (
 )
 
 
-class TestChatWebsimEmulator(ChatModelIntegrationTests):
+class TestChatWebsimEmulator(ChatWebsimCapabilities, ChatModelIntegrationTests):
     """Chat answers come from ``schema_filling_model``; images get a URL."""
 
     base_url: str
@@ -103,36 +103,8 @@ class TestChatWebsimEmulator(ChatModelIntegrationTests):
         self.base_url = shared_emulator.base_url
 
     @property
-    def chat_model_class(self) -> type[ChatWebsim]:
-        return ChatWebsim
-
-    @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "gemini-1.5-pro", "base_url": self.base_url, "max_retries": 0}
-
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return False
-
-    @property
-    def model_override_value(self) -> str:
-        return "gemini-1.5-flash"
 
     @pytest.mark.xfail(
         reason=_NEEDS_VALUES.format(what="the argument 3 of magic_function(3)"),

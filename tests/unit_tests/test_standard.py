@@ -7,47 +7,17 @@ from typing import Any
 import pytest
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from langchain_websim import ChatWebsim
+from tests.capabilities import ChatWebsimCapabilities
 
 # The standard parameters include temperature, max_tokens and api_key; ChatWebsim accepts and
 # ignores them with a warning (Websim has no such settings, see test_chat_models.py).
 pytestmark = pytest.mark.filterwarnings("ignore:ChatWebsim ignores:UserWarning")
 
 
-class TestChatWebsimStandard(ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[ChatWebsim]:
-        return ChatWebsim
-
+class TestChatWebsimStandard(ChatWebsimCapabilities, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "gemini-1.5-pro"}
-
-    # Tool calling and structured output work through the prompt (see _tool_calling.py);
-    # the supports_* input flags keep their False defaults: Websim chat takes text only.
-    @property
-    def has_tool_calling(self) -> bool:
-        return True
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return False
-
-    @property
-    def model_override_value(self) -> str:
-        return "gemini-1.5-flash"
 
     @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
