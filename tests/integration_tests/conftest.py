@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 import pytest_socket
 
+from langchain_websim import WebsimClient
 from langchain_websim.testing import WebsimEmulator
 
 LOOPBACK = ["127.0.0.1", "localhost", "::1"]
@@ -33,3 +39,45 @@ def shared_emulator() -> Iterator[WebsimEmulator]:
     """One emulator for the whole session; call ``clear()`` before relying on its state."""
     with WebsimEmulator() as emu:
         yield emu
+
+
+@pytest.fixture
+async def make_client(emulator: WebsimEmulator) -> AsyncIterator[Callable[..., WebsimClient]]:
+    """Clients on the emulator with fast retries, all closed after the test."""
+    clients: list[WebsimClient] = []
+
+    def make(**kwargs: Any) -> WebsimClient:
+        kwargs.setdefault("retry_base_delay", 0.01)
+        kwargs.setdefault("timeout", 10)
+        client = WebsimClient(kwargs.pop("base_url", emulator.base_url), **kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+def run_script_in_dev_mode(
+    source: str, *args: str, base_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` in a fresh interpreter where unclosed resources surface on stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    if base_url is not None:
+        env["WEBSIM_BASE_URL"] = base_url
+    return subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "dev",
+            "-W",
+            "error::ResourceWarning",
+            "-c",
+            textwrap.dedent(source),
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

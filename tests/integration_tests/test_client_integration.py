@@ -5,7 +5,7 @@ connections, refused connections and oversized bodies."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,22 +23,6 @@ from langchain_websim.testing import WebsimEmulator
 
 USER = [{"role": "user", "content": "hello there"}]
 CHALLENGE = "<html><head><title>Just a moment...</title></head><body>cf-chl</body></html>"
-
-
-@pytest.fixture
-async def make_client(emulator: WebsimEmulator) -> AsyncIterator[Callable[..., WebsimClient]]:
-    clients: list[WebsimClient] = []
-
-    def make(**kwargs: Any) -> WebsimClient:
-        kwargs.setdefault("retry_base_delay", 0.01)
-        kwargs.setdefault("timeout", 10)
-        client = WebsimClient(kwargs.pop("base_url", emulator.base_url), **kwargs)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 def statuses(emulator: WebsimEmulator, endpoint: str = "chat") -> list[int | None]:

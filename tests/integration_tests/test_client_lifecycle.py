@@ -6,19 +6,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from langchain_websim import WebsimClient
 from langchain_websim.testing import WebsimEmulator
+from tests.integration_tests.conftest import run_script_in_dev_mode
 
 USER = [{"role": "user", "content": "ping"}]
 
@@ -300,26 +296,8 @@ print(asyncio.run(both()))
 """
 
 
-def test_unclosed_clients_exit_silently(emulator: WebsimEmulator, tmp_path: Path) -> None:
-    script = tmp_path / "uses_websim.py"
-    script.write_text(textwrap.dedent(SCRIPT))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-W",
-            "error::ResourceWarning",
-            "-X",
-            "dev",
-            str(script),
-            emulator.base_url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=tmp_path,
-    )
+def test_unclosed_clients_exit_silently(emulator: WebsimEmulator) -> None:
+    proc = run_script_in_dev_mode(SCRIPT, emulator.base_url)
     assert proc.stderr == ""
     assert proc.returncode == 0
     assert proc.stdout.splitlines() == ["Echo: sync", "Echo: async", "True", "Echo: nested"]

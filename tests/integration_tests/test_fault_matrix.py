@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import re
 import socket
-import subprocess
 import sys
-import textwrap
 import threading
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +34,7 @@ from langchain_websim.errors import (
     WebsimTimeoutError,
 )
 from langchain_websim.testing import WebsimEmulator
+from tests.integration_tests.conftest import run_script_in_dev_mode
 
 ENDPOINTS: list[EndpointName] = ["chat", "image"]
 CHALLENGE = (
@@ -47,22 +45,6 @@ MiB = 1024 * 1024
 
 Answer = WebsimChatResponse | WebsimImageResponse
 ClientFactory = Callable[..., WebsimClient]
-
-
-@pytest.fixture
-async def make_client(emulator: WebsimEmulator) -> AsyncIterator[ClientFactory]:
-    clients: list[WebsimClient] = []
-
-    def make(**kwargs: Any) -> WebsimClient:
-        kwargs.setdefault("retry_base_delay", 0.01)
-        kwargs.setdefault("timeout", 10)
-        client = WebsimClient(kwargs.pop("base_url", emulator.base_url), **kwargs)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 def call(
@@ -462,22 +444,7 @@ print(other.chat([{"role": "user", "content": "after asyncio.run"}]).text)
 
 
 def test_a_script_that_never_closes_exits_cleanly(emulator: WebsimEmulator) -> None:
-    env = {**os.environ, "WEBSIM_BASE_URL": emulator.base_url}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "dev",
-            "-W",
-            "error::ResourceWarning",
-            "-c",
-            textwrap.dedent(_SCRIPT),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script_in_dev_mode(_SCRIPT, base_url=emulator.base_url)
     assert proc.stderr == ""
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()

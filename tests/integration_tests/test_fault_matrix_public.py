@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import socket
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import tracemalloc
@@ -40,6 +36,7 @@ from langchain_websim.errors import (
     WebsimTimeoutError,
 )
 from langchain_websim.testing import WebsimEmulator
+from tests.integration_tests.conftest import run_script_in_dev_mode
 
 CHAT, FLUX, TOOL = "ChatWebsim", "ChatWebsim(flux)", "WebsimImageTool"
 SURFACES = [CHAT, FLUX, TOOL]
@@ -497,22 +494,7 @@ print(asyncio.run(tool.ainvoke({"prompt": "a fox"})))
 
 
 def test_a_script_that_never_closes_exits_cleanly(emulator: WebsimEmulator) -> None:
-    env = {**os.environ, "WEBSIM_BASE_URL": emulator.base_url}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-X",
-            "dev",
-            "-W",
-            "error::ResourceWarning",
-            "-c",
-            textwrap.dedent(_SCRIPT),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script_in_dev_mode(_SCRIPT, base_url=emulator.base_url)
     assert proc.stderr == ""
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
