@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_websim._wire import json_type
+
 __all__ = ["schema_errors"]
 
 _MAX_ERRORS = 5
@@ -36,26 +38,8 @@ def schema_errors(value: Any, schema: Any, *, root: str = "arguments") -> list[s
     return errors
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _has_type(value: Any, expected: str) -> bool:
-    actual = _json_type(value)
+    actual = json_type(value)
     if expected == "number":
         return actual in ("integer", "number")
     if expected == "integer":
@@ -70,7 +54,7 @@ def _show(value: Any) -> str:
     try:
         text = repr(value)
     except RecursionError:
-        return f"<{_json_type(value)} nested too deeply to show>"
+        return f"<{json_type(value)} nested too deeply to show>"
     return text if len(text) <= _REPR_CHARS else text[: _REPR_CHARS - 3] + "..."
 
 
@@ -127,7 +111,7 @@ class _Checker:
             self._check_array(value, schema, path, depth)
         elif isinstance(value, str):
             self._check_string(value, schema, path)
-        elif _json_type(value) in ("integer", "number"):
+        elif json_type(value) in ("integer", "number"):
             self._check_number(value, schema, path)
 
     def _check_type(self, value: Any, schema: Mapping[str, Any], path: str) -> bool:
@@ -138,7 +122,7 @@ class _Checker:
         if any(isinstance(name, str) and _has_type(value, name) for name in names):
             return True
         wanted = " or ".join(str(name) for name in names)
-        self._fail(path, f"expected {wanted}, got {_json_type(value)} {_show(value)}")
+        self._fail(path, f"expected {wanted}, got {json_type(value)} {_show(value)}")
         return False
 
     def _check_values(self, value: Any, schema: Mapping[str, Any], path: str) -> None:
@@ -245,7 +229,7 @@ class _Checker:
 
 def _number(schema: Mapping[str, Any], key: str) -> float | None:
     bound = schema.get(key)
-    return bound if _json_type(bound) in ("integer", "number") else None
+    return bound if json_type(bound) in ("integer", "number") else None
 
 
 def _schema_list(value: Any) -> list[Any]:

@@ -421,17 +421,30 @@ def is_absolute_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON Schema type name of a decoded JSON value ("integer" for whole numbers)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
     if isinstance(value, str):
-        return "a string"
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
     return type(value).__name__
+
+
+def _json_type(value: Any) -> str:
+    """``json_type`` as a phrase for error messages: "a number", "an array", "null"."""
+    name = json_type(value)
+    if name == "integer":
+        name = "number"
+    if name == "null" or name not in ("boolean", "number", "string", "array", "object"):
+        return name
+    return ("an " if name[0] in "aeiou" else "a ") + name
