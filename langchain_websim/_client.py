@@ -9,43 +9,35 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import math
 import os
-import ssl
 import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, overload
 
 import aiohttp
 
 from langchain_websim import _transport, _wire
 from langchain_websim._loops import BackgroundLoop, LoopSessions
+from langchain_websim._requests import ChatRequest, ImageRequest
 from langchain_websim._retry import (
     RetryPolicy,
-    _calculate_retry_timeout,
     _parse_retry_after_header,
+    _retry_delay,
+    _should_retry_exception,
     _should_retry_status,
 )
-from langchain_websim._transport import redact_text, redact_url
-from langchain_websim._transport import validate_proxy as _validate_proxy
+from langchain_websim._settings import WebsimSettings, load_ca_bundle
+from langchain_websim._transport import redact_url
 from langchain_websim.errors import WebsimBlockedError, WebsimError, WebsimResponseError
 
 logger = logging.getLogger("langchain_websim")
 
 T = TypeVar("T")
 
-__all__ = [
-    "WebsimChatResponse",
-    "WebsimClient",
-    "WebsimImageResponse",
-    "_validate_proxy",
-    "redact_text",
-    "redact_url",
-    "resolve_base_url",
-]
+__all__ = ["WebsimChatResponse", "WebsimClient", "WebsimImageResponse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,62 +66,42 @@ class WebsimClient:
     """Async-first HTTP client for the Websim inference API, with sync twins.
 
     Args:
-        base_url: service root; default ``$WEBSIM_BASE_URL``, else ``https://websim.ai``.
-        timeout: seconds allowed for each attempt (connect, send and read the whole answer).
-        max_retries: retries after the first attempt, for 408/409/429/5xx, connection errors
-            and timeouts.
-        retry_base_delay: backoff before retry n is ``min(retry_max_delay, base * 2**n)``,
-            less up to 25 % jitter; a ``Retry-After`` header replaces it.
-        retry_max_delay: cap on any wait; a ``Retry-After`` above it is not waited for, the
-            call fails at once with ``WebsimRateLimitError.retry_after`` set.
-        proxy: ``http://[user:pass@]host:port`` proxy for every request.
-        headers: extra headers, added to (and overriding) the browser-like defaults.
-        max_connections: size of the connection pool of each event loop.
-        ssl_context: the ``ssl.SSLContext`` that verifies HTTPS servers, e.g. one that also
-            trusts a private CA (``ssl.create_default_context(cafile=...)``).  ``None`` (the
-            default) verifies against the system's trust store.
+        base_url: service root; default ``$WEBSIM_BASE_URL``, else the public Websim host.
+        **settings: the connection settings, by keyword: ``timeout``, ``max_retries``,
+            ``retry_base_delay``, ``retry_max_delay``, ``proxy``, ``headers``,
+            ``max_connections``, ``ca_bundle``, ``ssl_context`` -- defined, with their
+            defaults and meaning, once in ``ConnectionSettings`` (``langchain_websim._settings``)
+            and shared with ``ChatWebsim`` and ``WebsimImageTool``.  A wrong type raises
+            ``TypeError``, a wrong value ``ValueError``.
 
     Nothing touches the network until the first call.  Use one client for many models and
     tools (``WebsimClient.shared(...)`` returns the process-wide one for a configuration).
     """
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        *,
-        timeout: float = 120.0,
-        max_retries: int = 2,
-        retry_base_delay: float = 1.0,
-        retry_max_delay: float = 30.0,
-        proxy: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        max_connections: int = 100,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.base_url = _wire.normalize_base_url(resolve_base_url(base_url))
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
-        if not math.isfinite(timeout) or timeout <= 0:
-            raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
-        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-            raise TypeError(f"max_connections must be a whole number, got {max_connections!r}")
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
-        self.timeout = float(timeout)
-        self.retry = RetryPolicy(max_retries, retry_base_delay, retry_max_delay)
-        self.proxy = _validate_proxy(proxy)
-        self.headers = _wire.validate_headers(headers)
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError(
-                f"ssl_context must be an ssl.SSLContext or None, got {type(ssl_context).__name__}"
-            )
-        self.max_connections = max_connections
-        self.ssl_context = ssl_context
+    def __init__(self, base_url: str | None = None, **settings: Any) -> None:
+        self._configure(WebsimSettings.build(base_url=base_url, **settings))
+
+    @classmethod
+    def from_settings(cls, settings: WebsimSettings) -> WebsimClient:
+        client = cls.__new__(cls)
+        client._configure(settings)
+        return client
+
+    def _configure(self, settings: WebsimSettings) -> None:
+        self.settings = settings
+        self.retry = RetryPolicy(
+            settings.max_retries, settings.retry_base_delay, settings.retry_max_delay
+        )
+        # One context per client: a CA bundle is parsed once, not per session.
+        self._ssl = (
+            load_ca_bundle(settings.ca_bundle) if settings.ca_bundle else settings.ssl_context
+        )
+        extra = settings.headers or {}
         self._request_headers = {
-            name: _wire.build_headers(self.base_url, ep, self.headers)
+            name: _wire.build_headers(settings.base_url, ep, extra)
             for name, ep in _wire.ENDPOINTS.items()
         }
-        self._urls = {name: self.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
+        self._urls = {name: settings.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
         self._sessions = LoopSessions(self._new_session)
         self._background = BackgroundLoop()
         # A client dropped without close() must not leave its loop thread running; the
@@ -138,15 +110,29 @@ class WebsimClient:
         self._closed = False
         _LIVE_CLIENTS.add(self)
 
-    # ------------------------------------------------------------------ public API
+    # ------------------------------------------------------------------ settings
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    @property
+    def timeout(self) -> float:
+        return self.settings.timeout
 
     @property
     def max_retries(self) -> int:
-        return self.retry.max_retries
+        return self.settings.max_retries
+
+    @property
+    def proxy(self) -> str | None:
+        return self.settings.proxy
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    # ------------------------------------------------------------------ public API
 
     async def achat(
         self,
@@ -156,11 +142,7 @@ class WebsimClient:
         json_mode: bool = False,
     ) -> WebsimChatResponse:
         """Send ``{"role", "content"}`` messages; return the stripped answer text."""
-        wire_messages = _wire.validate_wire_messages(messages)
-        pid = self._project_id(_wire.CHAT, project_id)
-        body = _wire.chat_body(wire_messages, pid, json_mode)
-        text, attempts, elapsed = await self._send(_wire.CHAT, body, _wire.parse_chat_response)
-        return WebsimChatResponse(text, pid, attempts, elapsed)
+        return await self.asend(ChatRequest(messages, project_id, json_mode))
 
     async def agenerate_image(
         self,
@@ -170,12 +152,29 @@ class WebsimClient:
         project_id: str | None = None,
     ) -> WebsimImageResponse:
         """Generate one image with ``flux``; return its URL."""
-        clean_prompt = _wire.validate_prompt(prompt)
-        ratio = _wire.validate_aspect_ratio(aspect_ratio)
-        pid = self._project_id(_wire.IMAGE, project_id)
-        body = _wire.image_body(clean_prompt, ratio, pid)
-        url, attempts, elapsed = await self._send(_wire.IMAGE, body, _wire.parse_image_response)
-        return WebsimImageResponse(url, clean_prompt, ratio, pid, attempts, elapsed)
+        return await self.asend(ImageRequest(prompt, aspect_ratio, project_id))
+
+    @overload
+    async def asend(self, request: ChatRequest) -> WebsimChatResponse: ...
+    @overload
+    async def asend(self, request: ImageRequest) -> WebsimImageResponse: ...
+
+    async def asend(
+        self, request: ChatRequest | ImageRequest
+    ) -> WebsimChatResponse | WebsimImageResponse:
+        """Send a request built (and validated) beforehand; used by the model and the tool."""
+        project_id = cast(str, request.project_id)  # drawn or checked on construction
+        if isinstance(request, ChatRequest):
+            text, attempts, elapsed = await self._send(
+                request.endpoint, request.body(), _wire.parse_chat_response
+            )
+            return WebsimChatResponse(text, project_id, attempts, elapsed)
+        url, attempts, elapsed = await self._send(
+            request.endpoint, request.body(), _wire.parse_image_response
+        )
+        return WebsimImageResponse(
+            url, request.prompt, request.aspect_ratio, project_id, attempts, elapsed
+        )
 
     def chat(
         self,
@@ -222,6 +221,16 @@ class WebsimClient:
         self._sessions.close_all()
         _forget_shared(self)
 
+    def _after_fork_in_child(self) -> None:
+        # The parent's loop thread does not exist here and its sockets belong to the parent:
+        # closing them would send TLS close_notify on the parent's connections, and letting
+        # them be collected would warn.  Keep them unreachable-but-alive and start over.
+        _FORK_ORPHANS.append((self._background, self._sessions))
+        self._background = BackgroundLoop()
+        self._sessions = LoopSessions(self._new_session)
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, self._background.stop)
+
     async def __aenter__(self) -> WebsimClient:
         return self
 
@@ -234,6 +243,12 @@ class WebsimClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A client is a pool and a thread: a pickled one arrives as the receiving process's
+        # shared client for the same settings (an SSLContext cannot travel: ca_bundle can).
+        self.settings.check_picklable("this WebsimClient")
+        return (_unpickle, (self.settings.model_dump(exclude={"ssl_context"}),))
+
     def __repr__(self) -> str:
         return (
             f"WebsimClient(base_url={self.base_url!r}, timeout={self.timeout}, "
@@ -243,63 +258,28 @@ class WebsimClient:
     # ------------------------------------------------------------------ process-wide default
 
     @classmethod
-    def shared(
-        cls,
-        base_url: str | None = None,
-        *,
-        timeout: float = 120.0,
-        max_retries: int = 2,
-        retry_base_delay: float = 1.0,
-        retry_max_delay: float = 30.0,
-        proxy: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        max_connections: int = 100,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> WebsimClient:
-        """The process-wide client for this configuration, so instances share one pool."""
-        resolved = _wire.normalize_base_url(resolve_base_url(base_url))
-        # 1 == 1.0 as dict keys, so timeout=120 and timeout=120.0 share a client.
-        key = (
-            resolved,
-            timeout,
-            max_retries,
-            retry_base_delay,
-            retry_max_delay,
-            proxy,
-            tuple(sorted(_wire.validate_headers(headers).items())),
-            max_connections,
-            ssl_context,  # by identity: the same context object shares a client
-        )
+    def shared(cls, base_url: str | None = None, **settings: Any) -> WebsimClient:
+        """The process-wide client for these settings, so instances share one pool."""
+        return cls.shared_for(WebsimSettings.build(base_url=base_url, **settings))
+
+    @classmethod
+    def shared_for(cls, settings: WebsimSettings) -> WebsimClient:
+        key = settings.shared_key()
         client = _SHARED.get(key)
         if client is not None and not client._closed:
             return client
         with _SHARED_LOCK:
             client = _SHARED.get(key)
             if client is None or client._closed:
-                client = cls(
-                    resolved,
-                    timeout=timeout,
-                    max_retries=max_retries,
-                    retry_base_delay=retry_base_delay,
-                    retry_max_delay=retry_max_delay,
-                    proxy=proxy,
-                    headers=headers,
-                    max_connections=max_connections,
-                    ssl_context=ssl_context,
-                )
-                _SHARED[key] = client
+                client = _SHARED[key] = cls.from_settings(settings)
             return client
 
     # ------------------------------------------------------------------ the send path
 
     def _new_session(self) -> aiohttp.ClientSession:
-        return _transport.new_session(self.timeout, self.max_connections, self.ssl_context)
-
-    @staticmethod
-    def _project_id(endpoint: _wire.Endpoint, project_id: str | None) -> str:
-        if project_id is None:
-            return _wire.new_project_id(endpoint)
-        return _wire.validate_project_id(project_id)
+        return _transport.new_session(
+            self.settings.timeout, self.settings.max_connections, self._ssl
+        )
 
     async def _send(
         self,
@@ -323,11 +303,12 @@ class WebsimClient:
                 exc.attempts = attempt
                 raise
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                error: WebsimError = _transport.connection_error(
+                failure = _transport.connection_error(
                     endpoint, url, exc, attempt, timeout=self.timeout, proxy=self.proxy
                 )
-                retryable = _transport.is_transient(exc)
-                reason = type(exc).__name__
+                error: WebsimError = failure
+                retryable = _should_retry_exception(exc)
+                reason = failure.problem
             else:
                 status, content_type, resp_headers, raw = answer
                 if 200 <= status < 300:
@@ -338,11 +319,10 @@ class WebsimClient:
                         raise
                 retry_after = _parse_retry_after_header(resp_headers)
                 error = _transport.status_error(endpoint, url, answer, attempt, retry_after)
-                retryable = _should_retry_status(status) and not isinstance(
-                    error, WebsimBlockedError
-                )
+                blocked = isinstance(error, WebsimBlockedError)
+                retryable = _should_retry_status(status, blocked=blocked)
                 reason = f"HTTP {status}"
-            delay = self._retry_delay(attempt, retry_after, retryable=retryable)
+            delay = _retry_delay(self.retry, attempt, retry_after, retryable=retryable)
             if delay is None:
                 raise error
             logger.warning(
@@ -355,35 +335,21 @@ class WebsimClient:
             )
             await asyncio.sleep(delay)
 
-    def _retry_delay(
-        self, attempt: int, retry_after: float | None, *, retryable: bool
-    ) -> float | None:
-        """Seconds to wait before the next attempt, or None to give up now."""
-        if not retryable or attempt >= self.retry.max_attempts:
-            return None
-        if retry_after is not None:
-            # Retrying before the server's time is wasted budget; waiting past our cap is
-            # not what the caller configured: fail now and let them decide.
-            return retry_after if retry_after <= self.retry.max_delay else None
-        return _calculate_retry_timeout(self.retry, attempt)
-
 
 # ---------------------------------------------------------------------- helpers
-
-
-def resolve_base_url(base_url: str | None) -> str:
-    # An explicit empty string is a mistake to report, not a request for the default.
-    if base_url is not None:
-        return base_url
-    return os.environ.get(_wire.BASE_URL_ENV) or _wire.DEFAULT_BASE_URL
 
 
 def _since(started: float) -> float:
     return time.perf_counter() - started
 
 
+def _unpickle(settings: dict[str, Any]) -> WebsimClient:
+    return WebsimClient.shared(**settings)
+
+
 _SHARED: dict[tuple[Any, ...], WebsimClient] = {}
 _SHARED_LOCK = threading.Lock()
+_FORK_ORPHANS: list[tuple[BackgroundLoop, LoopSessions]] = []
 _LIVE_CLIENTS: weakref.WeakSet[WebsimClient] = weakref.WeakSet()
 
 
@@ -391,6 +357,20 @@ def _forget_shared(client: WebsimClient) -> None:
     with _SHARED_LOCK:
         for key in [k for k, c in _SHARED.items() if c is client]:
             del _SHARED[key]
+
+
+def _after_fork_in_child() -> None:
+    global _SHARED_LOCK
+    # Another parent thread may have held the lock at the fork; nobody will release it here.
+    _SHARED_LOCK = threading.Lock()
+    for client in list(_LIVE_CLIENTS):
+        client._after_fork_in_child()
+
+
+# A forked child (multiprocessing's default start method on Linux before Python 3.14,
+# gunicorn and celery prefork workers) inherits clients whose loop thread did not survive the
+# fork: without this, its first sync call would wait forever for that thread.
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

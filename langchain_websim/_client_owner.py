@@ -1,94 +1,84 @@
 """How ``ChatWebsim`` and ``WebsimImageTool`` hold their ``WebsimClient``.
 
-Both carry the same connection fields and an optional explicit ``client``.  A client is a
-connection pool with a loop thread: it is resolved lazily (construction never touches the
-network), shared between copies like a rate limiter, and never pickled -- only its
-configuration crosses a pickle, and the copy gets the process-wide client for it.
+Both inherit the connection settings as fields (``ConnectionSettings``, defined once) plus
+an optional explicit ``client``.  A client is a connection pool with a loop thread: it is
+resolved lazily (construction never touches the network), shared between copies like a
+rate limiter, and never pickled as a pool -- the settings cross a pickle, and the copy gets
+the receiving process's shared client for them.  An explicit client's settings are mirrored
+into the fields, so what the object reports is what it uses, and pickles keep it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Self, cast
 
+from pydantic import Field, PrivateAttr, model_validator
+
 from langchain_websim._client import WebsimClient
+from langchain_websim._settings import SETTING_NAMES, ConnectionSettings, WebsimSettings
 
-CONNECTION_FIELDS = (
-    "base_url",
-    "timeout",
-    "max_retries",
-    "retry_base_delay",
-    "retry_max_delay",
-    "proxy",
-)
-
-_PICKLED_CONFIG = "websim_client_config"
+__all__ = ["ClientOwner"]
 
 
-def client_config(client: WebsimClient) -> dict[str, Any]:
-    """Everything needed to get an equivalent client from ``WebsimClient.shared``."""
-    return {
-        "base_url": client.base_url,
-        "timeout": client.timeout,
-        "max_retries": client.max_retries,
-        "retry_base_delay": client.retry.base_delay,
-        "retry_max_delay": client.retry.max_delay,
-        "proxy": client.proxy,
-        "headers": dict(client.headers),
-        "max_connections": client.max_connections,
-    }
+class ClientOwner(ConnectionSettings):
+    """The connection settings, an optional explicit ``client``, and their resolution."""
 
+    client: WebsimClient | None = Field(default=None, exclude=True)
+    """An explicit client to share; by default the process-wide one for the settings."""
 
-class ClientOwner:
-    """Mixin for pydantic models with the connection fields, ``client`` and a private
-    ``_shared_client`` attribute (declared by each model: pydantic needs it there)."""
+    _shared_client: WebsimClient | None = PrivateAttr(default=None)
 
-    client: WebsimClient | None
-    _shared_client: WebsimClient | None
-    base_url: str | None
-    timeout: float
-    max_retries: int
-    retry_base_delay: float
-    retry_max_delay: float
-    proxy: str | None
+    @model_validator(mode="after")
+    def _mirror_client_settings(self) -> Self:
+        client = self.client
+        if client is None:
+            return self
+        for name in SETTING_NAMES:
+            actual = getattr(client.settings, name)
+            if name in self.model_fields_set and getattr(self, name) != actual:
+                shown = "<hidden>" if name == "proxy" else repr(getattr(self, name))
+                raise ValueError(
+                    f"{name}={shown} conflicts with the explicit client's setting; configure "
+                    "one or the other (the client already carries its connection settings)"
+                )
+            # Not via setattr: that would mark the field as set by the caller.
+            self.__dict__[name] = actual
+        return self
 
     def _websim_client(self) -> WebsimClient:
         if self.client is not None:
             return self.client
         client = self._shared_client
         if client is None or client.closed:
-            client = self._shared_client = WebsimClient.shared(
-                self.base_url,
-                timeout=self.timeout,
-                max_retries=self.max_retries,
-                retry_base_delay=self.retry_base_delay,
-                retry_max_delay=self.retry_max_delay,
-                proxy=self.proxy,
-            )
+            settings = WebsimSettings.model_construct(**self.connection_settings())
+            client = self._shared_client = WebsimClient.shared_for(settings)
         return client
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # Copies share the client (and an SSL context, which cannot be copied), as they
+        # would share a rate limiter: a copy is the same configuration, not a new pool.
         memo = {} if memo is None else memo
-        for client in (self.client, self._shared_client):
-            if client is not None:
-                memo[id(client)] = client
+        for shared in (self.client, self._shared_client, self.ssl_context):
+            if shared is not None:
+                memo[id(shared)] = shared
         copy: Self = cast(Any, super()).__deepcopy__(memo)
         return copy
 
     def __getstate__(self) -> dict[Any, Any]:
+        if self.ssl_context is not None:
+            raise TypeError(
+                f"this {type(self).__name__} holds an ssl.SSLContext, which cannot be pickled "
+                "or sent to another process; pass ca_bundle='/path/to/ca.pem' instead, which "
+                "travels with it"
+            )
+        # An explicit client pickles as its settings (``WebsimClient.__reduce__``) and
+        # arrives as the receiving process's shared client for them; the lazily resolved
+        # one is resolved again there on first use.
         state: dict[Any, Any] = dict(cast(Any, super()).__getstate__())
-        fields = dict(state["__dict__"])
-        client = fields.get("client")
-        if isinstance(client, WebsimClient):
-            state[_PICKLED_CONFIG] = client_config(client)
-            fields["client"] = None
-        state["__dict__"] = fields
+        # pydantic hands out the live __dict__: copy it, or subclasses editing the state
+        # would edit the object being pickled.
+        state["__dict__"] = dict(state["__dict__"])
         private = dict(state.get("__pydantic_private__") or {})
         private["_shared_client"] = None
         state["__pydantic_private__"] = private
         return state
-
-    def __setstate__(self, state: dict[Any, Any]) -> None:
-        cast(Any, super()).__setstate__(state)
-        config = state.get(_PICKLED_CONFIG)
-        if config is not None:
-            self.__dict__["client"] = WebsimClient.shared(**config)

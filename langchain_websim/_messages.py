@@ -2,7 +2,7 @@
 
 Websim takes ``{"role", "content"}`` pairs with roles ``system``, ``user`` and ``assistant``
 and plain-text content.  Tool calls and tool results have no wire form, so they are
-rendered as text through the prompt protocol (``_tool_calling``): an AI message's calls
+rendered as text through the prompt protocol (``_prompt``): an AI message's calls
 become the JSON envelope the model is asked to write, a ``ToolMessage`` a user turn naming
 the tool and call id.  This happens whether or not tools are bound, because agents replay
 their whole history.  Anything else the service cannot take (other roles, images, audio,
@@ -25,6 +25,8 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.content import create_image_block, create_text_block
 
+from langchain_websim._prompt import render_tool_calls, render_tool_result
+from langchain_websim._requests import validate_prompt
 from langchain_websim._wire import CHAT_ROLES
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "convert_message",
     "convert_messages",
     "image_content",
+    "image_prompt",
     "validate_stop",
 ]
 
@@ -85,8 +88,6 @@ _CALL_BLOCK_TYPES = frozenset(
 
 
 def _render_ai_calls(message: AIMessage, index: int) -> str:
-    from langchain_websim._tool_calling import render_tool_calls
-
     calls: list[Mapping[str, Any]] = list(message.tool_calls)
     # An invalid call is replayed as the model wrote it: its raw arguments text.
     calls += [
@@ -98,8 +99,6 @@ def _render_ai_calls(message: AIMessage, index: int) -> str:
 
 
 def _render_tool_message(message: ToolMessage, index: int, history: Sequence[BaseMessage]) -> str:
-    from langchain_websim._tool_calling import render_tool_result
-
     name = message.name or _tool_name_for(message.tool_call_id, history[:index])
     return render_tool_result(name, message.tool_call_id, _text_of(message, index), message.status)
 
@@ -174,3 +173,33 @@ def image_content(url: str) -> list[str | dict[Any, Any]]:
     image block is the standard form multimodal consumers read.
     """
     return [dict(create_text_block(url)), dict(create_image_block(url=url))]
+
+
+def image_prompt(wire: Sequence[Mapping[str, Any]], prompt: str | None = None) -> str:
+    """An explicit prompt wins; else the trailing run of user messages, stripped, joined.
+
+    Only text describes the image: image parts in those messages carry no prompt words.
+    """
+    if prompt is not None:
+        return validate_prompt(prompt)
+    tail: list[str] = []
+    for msg in reversed(wire):
+        if msg.get("role") != "user":
+            break
+        tail.append(_wire_text(msg.get("content")).strip())
+    text = "\n".join(reversed(tail)).strip()
+    if not text:
+        raise ValueError(
+            "no image prompt: pass prompt=... or end the conversation with user messages "
+            "that describe the image"
+        )
+    return text
+
+
+def _wire_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    texts = [part.get("text") for part in content if part.get("type") == "text"]
+    return "\n".join(t.strip() for t in texts if isinstance(t, str) and t.strip())

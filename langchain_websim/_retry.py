@@ -1,4 +1,4 @@
-"""The retry policy's small decisions; the loop that uses them is ``WebsimClient._send``.
+"""Every retry decision; the loop that asks them is ``WebsimClient._send``.
 
 The original retried only chat 429s (2 s, then 4 s).  We retry every transient failure on
 both endpoints with capped exponential backoff and jitter, and let the server's
@@ -16,38 +16,47 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import aiohttp
+
 # 408 request timeout and 409 conflict are transient on this kind of service; every 5xx is.
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """How many attempts and how long between them (validated as client settings)."""
+
     max_retries: int = 2
     base_delay: float = 1.0
     max_delay: float = 30.0
-
-    def __post_init__(self) -> None:
-        retries = self.max_retries
-        if isinstance(retries, bool) or not isinstance(retries, int):
-            raise TypeError(f"max_retries must be a whole number, got {retries!r}")
-        if retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {retries!r}")
-        for name, value in (
-            ("retry_base_delay", self.base_delay),
-            ("retry_max_delay", self.max_delay),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a number of seconds, got {value!r}")
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")
 
     @property
     def max_attempts(self) -> int:
         return 1 + self.max_retries
 
 
-def _should_retry_status(status: int) -> bool:
-    return status in RETRYABLE_STATUSES or 500 <= status <= 599
+def _should_retry_status(status: int, *, blocked: bool = False) -> bool:
+    # A bot-protection challenge page answers the same way until something else changes
+    # (network, proxy, time): retrying at once only spends the budget.
+    return not blocked and (status in RETRYABLE_STATUSES or 500 <= status <= 599)
+
+
+def _should_retry_exception(exc: BaseException) -> bool:
+    # A certificate that does not verify will not verify on the next attempt either.
+    return not isinstance(exc, (aiohttp.ClientSSLError, aiohttp.InvalidURL))
+
+
+def _retry_delay(
+    policy: RetryPolicy, attempt: int, retry_after: float | None, *, retryable: bool
+) -> float | None:
+    """Seconds to wait before the next attempt, or ``None`` to give up now."""
+    if not retryable or attempt >= policy.max_attempts:
+        return None
+    if retry_after is not None:
+        # Retrying before the server's time is wasted budget; waiting past our cap is
+        # not what the caller configured: fail now and let them decide.
+        return retry_after if retry_after <= policy.max_delay else None
+    return _calculate_retry_timeout(policy, attempt)
 
 
 def _calculate_retry_timeout(policy: RetryPolicy, retry_number: int) -> float:

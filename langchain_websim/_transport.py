@@ -8,6 +8,7 @@ error the caller will see.  Proxy credentials are redacted from everything it wr
 from __future__ import annotations
 
 import asyncio
+import errno
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -159,7 +160,12 @@ def connection_error(
     timeout: float,
     proxy: str | None,
 ) -> WebsimConnectionError:
-    """The error for an attempt that got no HTTP answer at all."""
+    """The error for an attempt that got no HTTP answer at all, said in words.
+
+    aiohttp's own text ("Cannot connect to host ... ssl:default [...]") stays reachable as
+    ``__cause__``; the message says what failed and where, so a log line or an agent's tool
+    message is enough to act on.
+    """
     if isinstance(exc, asyncio.TimeoutError):
         err: WebsimConnectionError = WebsimTimeoutError(
             f"no complete answer within {timeout:g} s",
@@ -167,22 +173,48 @@ def connection_error(
             url=url,
             endpoint=endpoint.name,
             attempts=attempts,
+            reason="timeout",
         )
     else:
-        detail = redact_text(str(exc) or type(exc).__name__, proxy)
+        reason, words = describe_failure(exc, url, proxy)
         err = WebsimConnectionError(
-            f"connection failed ({type(exc).__name__}: {detail})",
+            f"connection failed: {words}",
             url=url,
             endpoint=endpoint.name,
             attempts=attempts,
+            reason=reason,
         )
     err.__cause__ = exc
     return err
 
 
-def is_transient(exc: BaseException) -> bool:
-    # A certificate that does not verify will not verify on the next attempt either.
-    return not isinstance(exc, (aiohttp.ClientSSLError, aiohttp.InvalidURL))
+def describe_failure(exc: BaseException, url: str, proxy: str | None) -> tuple[str, str]:
+    """``(reason, words)`` for a failed connection: refused, dns, tls, reset, ..."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    detail = redact_text(str(exc) or type(exc).__name__, proxy)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        why = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
+        return "tls", f"the TLS certificate of {where} could not be verified ({why})"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "tls", f"the TLS handshake with {where} failed ({detail})"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns", f"the host name {parts.hostname!r} could not be resolved (DNS lookup failed)"
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return "proxy", f"the proxy {redact_url(proxy)} could not be reached"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "refused", f"{where} refused the connection (nothing accepts connections there)"
+        return "unreachable", f"{where} could not be reached ({exc.strerror or detail})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "disconnected", f"{where} closed the connection before answering"
+    if isinstance(exc, (ConnectionResetError, aiohttp.ClientConnectionResetError)) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
+    ):
+        return "reset", f"the connection to {where} was reset"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "incomplete", f"the answer from {where} was cut off ({detail})"
+    return "failed", f"the connection to {where} failed ({type(exc).__name__}: {detail})"
 
 
 # ---------------------------------------------------------------------- proxy credentials

@@ -1,4 +1,4 @@
-"""The Websim wire format: endpoints, headers, payloads, project ids, response parsing.
+"""The Websim wire format: endpoints, headers, request bodies and response parsing.
 
 Everything the service sees or sends back is decided here and nowhere else, so the client,
 the emulator and the tests agree by construction.  Websim publishes no documentation; the
@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from langchain_websim.errors import WebsimResponseError
@@ -40,15 +39,7 @@ KNOWN_ASPECT_RATIOS = ("1:1", "16:9", "9:16")
 MAX_BODY_BYTES = 10 * 1024 * 1024
 EXCERPT_CHARS = 500
 
-_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
-_ID_BASE = len(_ID_ALPHABET)
-# Random bytes below 252 (7 * 36) map to characters by their value mod 36, each character
-# from exactly 7 byte values; the 4 bytes above are dropped and drawn again.  Rejection keeps
-# the ids uniform, and ``bytes.translate`` does the mapping in C: a fraction of the cost of
-# a ``secrets.choice`` per character.
-_ID_TABLE = bytes(ord(_ID_ALPHABET[b % _ID_BASE]) for b in range(256))
-_ID_REJECTED = bytes(range(256 - 256 % _ID_BASE, 256))
-_ASPECT_RATIO_RE = re.compile(r"^([1-9][0-9]{0,2}):([1-9][0-9]{0,2})$")
+ASPECT_RATIO_RE = re.compile(r"^([1-9][0-9]{0,2}):([1-9][0-9]{0,2})$")
 
 EndpointName = Literal["chat", "image"]
 
@@ -83,136 +74,9 @@ IMAGE = Endpoint(
 ENDPOINTS: dict[EndpointName, Endpoint] = {"chat": CHAT, "image": IMAGE}
 
 
-# --------------------------------------------------------------------------- project ids
-
-
-def _random_chars(n: int) -> str:
-    chars = b""
-    while len(chars) < n:
-        # Four spare bytes make a second draw rare (p < 1e-4 of too few usable ones).
-        chars += secrets.token_bytes(n + 4).translate(_ID_TABLE, _ID_REJECTED)
-    return chars[:n].decode("ascii")
-
-
-def new_project_id(endpoint: Endpoint) -> str:
-    """A fresh project id in the endpoint's format, drawn from a cryptographic source."""
-    prefix = endpoint.id_prefix_len
-    chars = _random_chars(prefix + endpoint.id_suffix_len)
-    return f"{chars[:prefix]}_{chars[prefix:]}"
-
-
-# --------------------------------------------------------------------------- caller input
-
-
-def normalize_base_url(base_url: str) -> str:
-    """Validate a base URL and drop any trailing slash; only http(s) hosts are accepted."""
-    if not isinstance(base_url, str) or not base_url.strip():
-        raise ValueError("base_url must be a non-empty http(s) URL, e.g. 'https://websim.ai'")
-    parts = urlsplit(base_url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"base_url must be an absolute http:// or https:// URL, got {base_url!r}")
-    if parts.query or parts.fragment:
-        raise ValueError(f"base_url must not carry a query or fragment, got {base_url!r}")
-    return base_url.strip().rstrip("/")
-
-
 def origin_of(base_url: str) -> str:
     parts = urlsplit(base_url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def validate_aspect_ratio(aspect_ratio: str) -> str:
-    """Accept ``W:H`` with small positive integers (1-999); the server decides the rest."""
-    if not isinstance(aspect_ratio, str):
-        raise TypeError(f"aspect_ratio must be a string like '16:9', got {type(aspect_ratio)!r}")
-    value = aspect_ratio.strip()
-    if not _ASPECT_RATIO_RE.match(value):
-        raise ValueError(
-            f"aspect_ratio must look like 'W:H' with positive whole numbers up to 999 "
-            f"(known values: {', '.join(KNOWN_ASPECT_RATIOS)}), got {aspect_ratio!r}"
-        )
-    return value
-
-
-def validate_prompt(prompt: str) -> str:
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a string, got {type(prompt).__name__}")
-    value = prompt.strip()
-    if not value:
-        raise ValueError("prompt is empty (or only white space); describe the image to generate")
-    return value
-
-
-def validate_project_id(project_id: str) -> str:
-    # A caller's own id is used as given (the contract says so), but it must still be a
-    # non-empty string without control characters, or the service answers with a vague 4xx.
-    if not isinstance(project_id, str) or not project_id.strip():
-        raise ValueError("project_id must be a non-empty string")
-    if any(ord(c) < 32 for c in project_id):
-        raise ValueError("project_id must not contain control characters")
-    return project_id
-
-
-def validate_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """Extra headers from the caller: names are HTTP tokens, values carry no CR/LF."""
-    out: dict[str, str] = {}
-    for name, value in (headers or {}).items():
-        if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-            raise ValueError(
-                f"header name {name!r} is not a valid HTTP token (letters, digits, '-', ...; "
-                "no spaces, ';', ':' or control characters)"
-            )
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            raise ValueError(f"header {name!r} has a value with CR, LF or NUL, which is refused")
-        out[name] = value
-    return out
-
-
-def validate_wire_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Check already-mapped ``{"role", "content"}`` dicts before anything is sent."""
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
-        raise TypeError("messages must be a list of {'role': ..., 'content': ...} dicts")
-    if not messages:
-        raise ValueError("messages is empty; Websim needs at least one message")
-    out: list[dict[str, Any]] = []
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, Mapping):
-            raise TypeError(f"message {i} must be a dict with 'role' and 'content'")
-        role = msg.get("role")
-        if role not in CHAT_ROLES:
-            raise ValueError(
-                f"message {i} has role {role!r}; Websim accepts {', '.join(CHAT_ROLES)}"
-            )
-        content = msg.get("content")
-        if not isinstance(content, (str, list)):
-            raise ValueError(
-                f"message {i} content must be a string or a list of content parts, "
-                f"got {type(content).__name__}"
-            )
-        if isinstance(content, list):
-            _check_parts(i, content)
-        out.append({"role": role, "content": content})
-    if not any(_has_content(msg["content"]) for msg in out):
-        raise ValueError("every message is empty (or only white space); there is nothing to answer")
-    return out
-
-
-def _has_content(content: str | list[Any]) -> bool:
-    if isinstance(content, str):
-        return bool(content.strip())
-    return any(part["type"] != "text" or part["text"].strip() for part in content)
-
-
-def _check_parts(i: int, parts: list[Any]) -> None:
-    # The service would answer a malformed part with a vague 4xx after the request was sent.
-    for j, part in enumerate(parts):
-        if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
-            raise ValueError(
-                f"message {i} content part {j} must be a dict with a string 'type' "
-                f"(e.g. {{'type': 'text', 'text': ...}}), got {excerpt(repr(part), 80)}"
-            )
-        if part["type"] == "text" and not isinstance(part.get("text"), str):
-            raise ValueError(f"message {i} content part {j} is a text part without a string 'text'")
 
 
 # --------------------------------------------------------------------------- requests
@@ -239,15 +103,37 @@ def build_headers(base_url: str, endpoint: Endpoint, extra: Mapping[str, str]) -
     return headers
 
 
-def chat_body(messages: list[dict[str, Any]], project_id: str, json_mode: bool = False) -> bytes:
-    payload: dict[str, Any] = {"project_id": project_id, "messages": messages}
-    if json_mode:
-        payload["json"] = True  # unconfirmed by the original; opt-in only
+class _ChatFields(Protocol):
+    @property
+    def messages(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def project_id(self) -> str | None: ...
+    @property
+    def json_mode(self) -> bool: ...
+
+
+class _ImageFields(Protocol):
+    @property
+    def prompt(self) -> str: ...
+    @property
+    def aspect_ratio(self) -> str: ...
+    @property
+    def project_id(self) -> str | None: ...
+
+
+def chat_body(request: _ChatFields) -> bytes:
+    payload: dict[str, Any] = {"project_id": request.project_id, "messages": request.messages}
+    if request.json_mode:
+        payload["json"] = True
     return _encode(payload)
 
 
-def image_body(prompt: str, aspect_ratio: str, project_id: str) -> bytes:
-    payload = {"project_id": project_id, "prompt": prompt, "aspect_ratio": aspect_ratio}
+def image_body(request: _ImageFields) -> bytes:
+    payload = {
+        "project_id": request.project_id,
+        "prompt": request.prompt,
+        "aspect_ratio": request.aspect_ratio,
+    }
     return _encode(payload)
 
 
@@ -265,36 +151,6 @@ def _encode(payload: dict[str, Any]) -> bytes:
             f"the text contains {text[exc.start : exc.end]!r}, a lone surrogate: not valid "
             "Unicode (often a string decoded with errors='surrogateescape'), so it cannot be sent"
         ) from None
-
-
-def image_prompt_from_messages(
-    messages: Sequence[Mapping[str, Any]], prompt: str | None = None
-) -> str:
-    """An explicit prompt wins; else the trailing run of user messages, stripped, joined."""
-    if prompt is not None:
-        return validate_prompt(prompt)
-    tail: list[str] = []
-    for msg in reversed(messages):
-        if msg.get("role") != "user":
-            break
-        tail.append(_text_of(msg.get("content")).strip())
-    text = "\n".join(reversed(tail)).strip()
-    if not text:
-        raise ValueError(
-            "no image prompt: pass prompt=... or end the conversation with user messages "
-            "that describe the image"
-        )
-    return text
-
-
-def _text_of(content: Any) -> str:
-    # OpenAI-style content parts: the text parts describe the image; others carry no prompt.
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [p.get("text") for p in content if isinstance(p, Mapping)]
-        return "\n".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
-    return ""
 
 
 # --------------------------------------------------------------------------- responses

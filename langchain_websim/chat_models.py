@@ -9,19 +9,31 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from pydantic import AliasChoices, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
 from langchain_websim import _wire
-from langchain_websim._chat_call import Answer, chat_result, last_chunk, run_call
-from langchain_websim._client import WebsimClient, _validate_proxy, redact_url, resolve_base_url
-from langchain_websim._client_owner import CONNECTION_FIELDS, ClientOwner, client_config
-from langchain_websim._messages import validate_stop
+from langchain_websim._client_owner import ClientOwner
+from langchain_websim._messages import (
+    apply_stop,
+    convert_messages,
+    image_content,
+    image_prompt,
+    validate_stop,
+)
+from langchain_websim._requests import (
+    ChatRequest,
+    ImageRequest,
+    validate_aspect_ratio,
+    validate_project_id,
+)
+from langchain_websim._transport import redact_url
 
 if TYPE_CHECKING:
     # Annotations only: importing langchain_core.tools here would slow every import.
@@ -34,6 +46,10 @@ __all__ = ["CHAT_MODELS", "IMAGE_MODELS", "ChatWebsim"]
 CHAT_MODELS: tuple[str, ...] = _wire.CHAT_MODELS
 IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
 
+# Per-call keyword arguments ChatWebsim understands; anything else is a caller mistake.
+TOOL_KWARGS = frozenset({"tools", "tool_choice", "response_format"})
+_CALL_KWARGS = frozenset({"model", "prompt", "aspect_ratio", "project_id", "stream", *TOOL_KWARGS})
+_METHODS = ("json_schema", "function_calling", "json_mode")
 # LangChain's standard parameters that Websim has no equivalent for.
 _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 
@@ -106,16 +122,6 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         default=_wire.DEFAULT_CHAT_MODEL, validation_alias=AliasChoices("model", "model_name")
     )
     """Routes the call: an image model (``flux``) or a chat model (anything else)."""
-    base_url: str = Field(default_factory=lambda: resolve_base_url(None), validate_default=True)
-    """Service root; default ``$WEBSIM_BASE_URL``, else ``https://websim.ai``."""
-    timeout: float = Field(default=120.0, gt=0, allow_inf_nan=False)
-    """Seconds allowed for each attempt."""
-    max_retries: int = Field(default=2, ge=0, strict=True)
-    """Retries after the first attempt, for 408/409/429/5xx and connection failures."""
-    retry_base_delay: float = Field(default=1.0, ge=0, allow_inf_nan=False)
-    retry_max_delay: float = Field(default=30.0, ge=0, allow_inf_nan=False)
-    proxy: str | None = Field(default=None, repr=False)
-    """``http://[user:pass@]host:port`` proxy (kept out of ``repr``: it may hold a password)."""
     project_id: str | None = None
     """A fixed project id; ``None`` gives every request a fresh one."""
     stop: list[str] | None = None
@@ -129,11 +135,6 @@ class ChatWebsim(ClientOwner, BaseChatModel):
     json_mode: bool = False
     """Send ``"json": true`` in chat bodies.  Some clients use it to ask for a JSON answer;
     the service's support for it is unconfirmed, so it is off by default."""
-    client: WebsimClient | None = Field(default=None, exclude=True)
-    """An explicit client to share; by default the process-wide one for the settings."""
-
-    _shared_client: WebsimClient | None = PrivateAttr(default=None)
-
     # Inputs stay out of validation errors: a rejected proxy URL may carry a password.
     model_config = ConfigDict(populate_by_name=True, extra="forbid", hide_input_in_errors=True)
 
@@ -164,20 +165,10 @@ class ChatWebsim(ClientOwner, BaseChatModel):
             raise ValueError("model must be a non-empty model name, e.g. 'gemini-1.5-pro'")
         return value
 
-    @field_validator("base_url", mode="before")
-    @classmethod
-    def _check_base_url(cls, value: Any) -> str:
-        return _wire.normalize_base_url(resolve_base_url(value))
-
-    @field_validator("proxy")
-    @classmethod
-    def _check_proxy(cls, value: str | None) -> str | None:
-        return _validate_proxy(value)
-
     @field_validator("project_id")
     @classmethod
     def _check_project_id(cls, value: str | None) -> str | None:
-        return None if value is None else _wire.validate_project_id(value)
+        return None if value is None else validate_project_id(value)
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -187,23 +178,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
     @field_validator("aspect_ratio")
     @classmethod
     def _check_aspect_ratio(cls, value: str) -> str:
-        return _wire.validate_aspect_ratio(value)
-
-    @model_validator(mode="after")
-    def _mirror_client_settings(self) -> Self:
-        client = self.client
-        if client is None:
-            return self
-        actual = client_config(client)
-        for name in CONNECTION_FIELDS:
-            if name in self.model_fields_set and getattr(self, name) != actual[name]:
-                raise ValueError(
-                    f"{name}={getattr(self, name)!r} conflicts with the explicit client's "
-                    f"{name}={actual[name]!r}; configure one or the other"
-                )
-            # Not via setattr: that would mark the field as set by the caller.
-            self.__dict__[name] = actual[name]
-        return self
+        return validate_aspect_ratio(value)
 
     # ------------------------------------------------------------------ LangChain plumbing
 
@@ -257,7 +232,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         "function": {"name": ...}}`` (that call is required), ``"none"`` (nothing offered).
         Unknown names raise ``ValueError``; ``kwargs`` go to ``bind``.
         """
-        from langchain_websim._tool_binding import bind_tools_kwargs
+        from langchain_websim._prompt import bind_tools_kwargs
 
         return self.bind(**bind_tools_kwargs(tools, tool_choice), **kwargs)
 
@@ -278,11 +253,41 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         ``OutputParserException`` (``include_raw=True``: returned as ``parsing_error``).
         ``strict`` changes nothing: replies are always validated on our side.
         """
-        from langchain_websim._structured import structured_output
+        from langchain_core.runnables import RunnableLambda
 
-        return structured_output(
-            self, schema, method=method, include_raw=include_raw, strict=strict, kwargs=kwargs
+        from langchain_websim import _parsers
+
+        if method not in _METHODS:
+            raise ValueError(
+                f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}"
+            )
+        if strict is not None and method == "json_mode":
+            raise ValueError(
+                "strict applies to method='json_schema' or 'function_calling', not json_mode"
+            )
+        if schema is None and method != "json_mode":
+            raise ValueError(
+                f"method={method!r} needs a schema; only method='json_mode' works without one"
+            )
+        options = (
+            {"method": method} if method == "json_mode" else {"method": method, "strict": strict}
         )
+        tracing = {"kwargs": options, "schema": schema}
+        if method == "function_calling":
+            name = _parsers.function_of(schema)["name"]
+            bound = self.bind_tools(
+                [cast(Any, schema)], tool_choice=name, ls_structured_output_format=tracing, **kwargs
+            )
+            parse = partial(_parsers.parse_tool_call, schema=schema, name=name)
+        else:
+            response_format = _parsers.response_format_for(schema)
+            bound = self.bind(
+                response_format=response_format, ls_structured_output_format=tracing, **kwargs
+            )
+            check = _parsers.schema_to_check(schema, method, response_format)
+            parse = partial(_parsers.parse_json_reply, schema=schema, json_schema=check)
+        parser = RunnableLambda(parse, name="WebsimStructuredOutputParser")
+        return _parsers.with_raw(bound, parser) if include_raw else bound | parser
 
     def _streaming_disabled(self, **kwargs: Any) -> bool:
         # Websim answers in one piece, so an invoke with tools gains nothing from the stream
@@ -296,14 +301,85 @@ class ChatWebsim(ClientOwner, BaseChatModel):
     # ------------------------------------------------------------------ calls
 
     async def _acall(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> AIMessage:
+        """One call: check its arguments, route it (image, chat, chat with tools), answer."""
+        if kwargs and not _CALL_KWARGS.issuperset(kwargs):
+            unknown = ", ".join(sorted(set(kwargs) - _CALL_KWARGS))
+            raise TypeError(
+                f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
+                "model, project_id, stop, tools, tool_choice, response_format, and prompt / "
+                "aspect_ratio for image models)"
+            )
+        model = kwargs.get("model", self.model)
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"model must be a non-empty model name, got {model!r}")
+        wire = convert_messages(messages)
+        project_id = kwargs.get("project_id", self.project_id)
+        if model.lower() in IMAGE_MODELS:
+            return await self._agenerate_image(model, wire, project_id, kwargs)
+        if "prompt" in kwargs or "aspect_ratio" in kwargs:
+            raise ValueError(
+                f"prompt= and aspect_ratio= apply to image models ({', '.join(IMAGE_MODELS)}) "
+                f"only, not to the chat model {model!r}"
+            )
+        stop = self.stop if stop is None else validate_stop(stop)
+        if kwargs and not TOOL_KWARGS.isdisjoint(kwargs):
+            return await self._achat_with_tools(model, wire, project_id, stop, kwargs)
+        request = ChatRequest(wire, project_id, self.json_mode)
+        answer = await self._websim_client().asend(request)
+        metadata = _metadata(model, answer.project_id, answer.attempts)
+        return AIMessage(content=apply_stop(answer.text, stop), response_metadata=metadata)
+
+    async def _agenerate_image(
+        self, model: str, wire: list[dict[str, Any]], project_id: str | None, kwargs: dict[str, Any]
+    ) -> AIMessage:
+        prompt = image_prompt(wire, kwargs.get("prompt"))
+        ratio = kwargs.get("aspect_ratio", self.aspect_ratio)
+        image = await self._websim_client().asend(ImageRequest(prompt, ratio, project_id))
+        metadata = _metadata(model, image.project_id, image.attempts)
+        metadata.update(image_url=image.url, aspect_ratio=image.aspect_ratio)
+        return AIMessage(content=image_content(image.url), response_metadata=metadata)
+
+    async def _achat_with_tools(
         self,
-        client: WebsimClient,
-        messages: list[BaseMessage],
+        model: str,
+        wire: list[dict[str, Any]],
+        project_id: str | None,
         stop: list[str] | None,
         kwargs: dict[str, Any],
-    ) -> Answer:
-        """One request: the answer content, its response metadata and any tool calls."""
-        return await run_call(self, client, messages, stop, kwargs)
+    ) -> AIMessage:
+        """Send with the tool/format instruction; parse, and re-ask when a call is due."""
+        from langchain_websim._parsers import parse_reply
+        from langchain_websim._prompt import corrective_instruction, prepare_tools, with_instruction
+
+        tools = prepare_tools(kwargs)
+        client = self._websim_client()
+        wire = with_instruction(wire, tools.instruction)
+        answer = await client.asend(ChatRequest(wire, project_id, self.json_mode))
+        parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
+        attempts, reasks = answer.attempts, 0
+        while tools.forced and not parsed.tool_calls and reasks < self.tool_call_retries:
+            reasks += 1
+            errors = [str(bad.get("error")) for bad in parsed.invalid_tool_calls]
+            correction = corrective_instruction(tools.choice, tools.names, errors)
+            wire = [
+                *wire,
+                {"role": "assistant", "content": answer.text},
+                {"role": "user", "content": correction},
+            ]
+            # The same project: the re-ask continues the conversation that went wrong.
+            answer = await client.asend(ChatRequest(wire, answer.project_id, self.json_mode))
+            attempts += answer.attempts
+            parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
+        metadata = _metadata(model, answer.project_id, attempts)
+        metadata["tool_call_reasks"] = reasks
+        return AIMessage(
+            content=parsed.content,
+            response_metadata=metadata,
+            tool_calls=parsed.tool_calls,
+            invalid_tool_calls=parsed.invalid_tool_calls,
+        )
 
     def _generate(
         self,
@@ -312,8 +388,8 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        client = self._websim_client()
-        return chat_result(*client.run_sync(self._acall(client, messages, stop, kwargs)))
+        message = self._websim_client().run_sync(self._acall(messages, stop, kwargs))
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(
         self,
@@ -322,7 +398,8 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return chat_result(*await self._acall(self._websim_client(), messages, stop, kwargs))
+        message = await self._acall(messages, stop, kwargs)
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(
         self,
@@ -331,8 +408,8 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        client = self._websim_client()
-        chunk = last_chunk(*client.run_sync(self._acall(client, messages, stop, kwargs)))
+        message = self._websim_client().run_sync(self._acall(messages, stop, kwargs))
+        chunk = _only_chunk(message)
         if run_manager is not None:
             run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
@@ -344,7 +421,32 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        chunk = last_chunk(*await self._acall(self._websim_client(), messages, stop, kwargs))
+        chunk = _only_chunk(await self._acall(messages, stop, kwargs))
         if run_manager is not None:
             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
+
+
+def _metadata(model: str, project_id: str, attempts: int) -> dict[str, Any]:
+    """What every answer carries (Websim reports no token counts or stop reasons)."""
+    return {
+        "model_name": model,
+        "model_provider": "websim",
+        "project_id": project_id,
+        "finish_reason": "stop",
+        "attempts": attempts,
+    }
+
+
+def _only_chunk(message: AIMessage) -> ChatGenerationChunk:
+    # Websim answers in one piece, so the only chunk is also the last one.  Given the
+    # parsed calls, the chunk derives its tool_call_chunks from them and keeps each
+    # invalid call's error.
+    chunk = AIMessageChunk(
+        content=message.content,
+        response_metadata=message.response_metadata,
+        tool_calls=message.tool_calls,
+        invalid_tool_calls=message.invalid_tool_calls,
+        chunk_position="last",
+    )
+    return ChatGenerationChunk(message=chunk)

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 from langchain_websim import _wire
+from langchain_websim._settings import normalize_base_url
 
 EXIT_OK, EXIT_SERVICE, EXIT_USAGE = 0, 1, 2
 CANNED_NOTE = "(offline: answers come from the local Websim emulator and are canned, not a model)"
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _target(args: argparse.Namespace) -> Iterator[str]:
     """The base URL to talk to: an in-process emulator with --emulator, else the service."""
     if not args.emulator:
-        yield _wire.normalize_base_url(
+        yield normalize_base_url(
             args.base_url or os.environ.get(_wire.BASE_URL_ENV) or _wire.DEFAULT_BASE_URL
         )
         return

@@ -6,8 +6,8 @@
     ├── WebsimAPIError            status_code, url, body excerpt (≤ 500 chars), attempts
     │   ├── WebsimRateLimitError  retry_after (seconds or None)
     │   └── WebsimBlockedError    403/503 carrying an HTML/Cloudflare challenge page
-    ├── WebsimConnectionError
-    │   └── WebsimTimeoutError
+    ├── WebsimConnectionError     reason: refused, dns, tls, reset, disconnected, ...
+    │   └── WebsimTimeoutError    timeout
     └── WebsimResponseError       2xx but unusable: not JSON, HTML, not an object, `content`
                                   missing/null/not a string, `url` missing or not absolute
                                   http(s), body over the size cap
@@ -132,7 +132,12 @@ class WebsimBlockedError(WebsimAPIError):
 
 
 class WebsimConnectionError(WebsimError):
-    """The request never got an HTTP answer: refused, reset, dropped, DNS, TLS."""
+    """The request never got an HTTP answer: refused, reset, dropped, DNS, TLS.
+
+    ``reason`` names what failed, in one word: ``refused``, ``dns``, ``tls``, ``reset``,
+    ``disconnected``, ``unreachable``, ``proxy``, ``incomplete``, ``timeout`` or ``failed``;
+    the underlying aiohttp/OS exception is ``__cause__``.
+    """
 
     def __init__(
         self,
@@ -141,6 +146,7 @@ class WebsimConnectionError(WebsimError):
         url: str,
         endpoint: str | None = None,
         attempts: int = 1,
+        reason: str = "failed",
         **extra: Any,
     ) -> None:
         message = _describe(
@@ -152,6 +158,8 @@ class WebsimConnectionError(WebsimError):
             attempts=attempts,
         )
         super().__init__(message, url=url, endpoint=endpoint, attempts=attempts, **extra)
+        self.problem = problem
+        self.reason = reason
 
 
 class WebsimTimeoutError(WebsimConnectionError):

@@ -15,12 +15,10 @@ from typing import Annotated, Any, Literal, Self
 
 from langchain_core.tools import BaseTool, ToolException
 from langchain_core.tools.base import ArgsSchema, ToolExceptionHandlerOutput
-from langchain_core.utils import from_env
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     SkipValidation,
     ValidationError,
     create_model,
@@ -30,9 +28,13 @@ from pydantic import (
 from pydantic.v1 import ValidationError as ValidationErrorV1
 
 from langchain_websim import _wire
-from langchain_websim._client import WebsimClient
-from langchain_websim._client_owner import CONNECTION_FIELDS, ClientOwner
-from langchain_websim._transport import validate_proxy
+from langchain_websim._client_owner import ClientOwner
+from langchain_websim._requests import (
+    ImageRequest,
+    validate_aspect_ratio,
+    validate_project_id,
+    validate_prompt,
+)
 from langchain_websim.errors import (
     WebsimAPIError,
     WebsimBlockedError,
@@ -85,7 +87,7 @@ class WebsimImageInput(BaseModel):
     @field_validator("prompt")
     @classmethod
     def _check_prompt(cls, value: str) -> str:
-        value = _wire.validate_prompt(value)
+        value = validate_prompt(value)
         if len(value) > MAX_PROMPT_CHARS:
             raise ValueError(
                 f"prompt is {len(value)} characters long, the maximum is {MAX_PROMPT_CHARS}; "
@@ -96,7 +98,7 @@ class WebsimImageInput(BaseModel):
     @field_validator("aspect_ratio")
     @classmethod
     def _check_aspect_ratio(cls, value: str) -> str:
-        return _wire.validate_aspect_ratio(value)
+        return validate_aspect_ratio(value)
 
 
 @functools.cache
@@ -173,60 +175,25 @@ class WebsimImageTool(ClientOwner, BaseTool):
         bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
     ) = describe_invalid_arguments
 
-    base_url: str | None = Field(
-        default_factory=from_env(_wire.BASE_URL_ENV, default=None), validate_default=True
-    )
-    """Service root; default ``$WEBSIM_BASE_URL`` (read at construction), else websim.ai."""
-    timeout: float = Field(default=120.0, gt=0)
-    """Seconds allowed for each attempt."""
-    max_retries: int = Field(default=2, ge=0)
-    """Retries after the first attempt, for 408/409/429/5xx, connection errors, timeouts."""
-    retry_base_delay: float = Field(default=1.0, ge=0)
-    """Backoff base in seconds; see ``WebsimClient``."""
-    retry_max_delay: float = Field(default=30.0, ge=0)
-    """Cap on any wait between attempts; a longer ``Retry-After`` fails at once."""
-    proxy: str | None = Field(default=None, repr=False)
-    """``http://[user:pass@]host:port`` proxy for every request (kept out of ``repr``)."""
-    client: WebsimClient | None = Field(default=None, exclude=True)
-    """An explicit client; it replaces all the connection settings above."""
     default_aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
     """Aspect ratio used when the model leaves ``aspect_ratio`` out."""
     project_id: str | None = None
     """Fixed project id for every call; default: a fresh image project id per call."""
 
-    _shared_client: WebsimClient | None = PrivateAttr(default=None)
-
     # ------------------------------------------------------------------ validation
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str | None) -> str | None:
-        return None if value is None else _wire.normalize_base_url(value)
-
-    @field_validator("proxy")
-    @classmethod
-    def _check_proxy(cls, value: str | None) -> str | None:
-        return validate_proxy(value)
 
     @field_validator("default_aspect_ratio")
     @classmethod
     def _check_default_aspect_ratio(cls, value: str) -> str:
-        return _wire.validate_aspect_ratio(value)
+        return validate_aspect_ratio(value)
 
     @field_validator("project_id")
     @classmethod
     def _check_project_id(cls, value: str | None) -> str | None:
-        return None if value is None else _wire.validate_project_id(value)
+        return None if value is None else validate_project_id(value)
 
     @model_validator(mode="after")
     def _finish(self) -> Self:
-        if self.client is not None:
-            clashing = sorted(set(CONNECTION_FIELDS) & self.model_fields_set)
-            if clashing:
-                raise ValueError(
-                    f"pass either client=... or {', '.join(clashing)}, not both: an explicit "
-                    "client already carries its own connection settings"
-                )
         if self.args_schema is WebsimImageInput:
             self.args_schema = _input_schema(self.default_aspect_ratio)
         return self
@@ -234,23 +201,17 @@ class WebsimImageTool(ClientOwner, BaseTool):
     # ------------------------------------------------------------------ running
 
     def _run(self, prompt: str, aspect_ratio: str | None = None) -> tuple[str, dict[str, Any]]:
-        client = self._websim_client()
-        return client.run_sync(self._generate(client, prompt, aspect_ratio))
+        return self._websim_client().run_sync(self._generate(prompt, aspect_ratio))
 
     async def _arun(
         self, prompt: str, aspect_ratio: str | None = None
     ) -> tuple[str, dict[str, Any]]:
-        return await self._generate(self._websim_client(), prompt, aspect_ratio)
+        return await self._generate(prompt, aspect_ratio)
 
-    async def _generate(
-        self, client: WebsimClient, prompt: str, aspect_ratio: str | None
-    ) -> tuple[str, dict[str, Any]]:
+    async def _generate(self, prompt: str, aspect_ratio: str | None) -> tuple[str, dict[str, Any]]:
+        request = ImageRequest(prompt, aspect_ratio or self.default_aspect_ratio, self.project_id)
         try:
-            image = await client.agenerate_image(
-                prompt,
-                aspect_ratio=aspect_ratio or self.default_aspect_ratio,
-                project_id=self.project_id,
-            )
+            image = await self._websim_client().asend(request)
         except WebsimError as err:
             raise _tool_error(err) from err
         return image.url, _artifact(image.url, image.prompt, image.aspect_ratio, image.project_id)
@@ -261,7 +222,7 @@ class WebsimImageTool(ClientOwner, BaseTool):
         copied = super().model_copy(update=update, deep=deep)
         # `update` skips validation, so a new default ratio needs its schema here.
         if update and "default_aspect_ratio" in update:
-            ratio = _wire.validate_aspect_ratio(copied.default_aspect_ratio)
+            ratio = validate_aspect_ratio(copied.default_aspect_ratio)
             copied.default_aspect_ratio = ratio
             if copied.args_schema is _input_schema(self.default_aspect_ratio):
                 copied.args_schema = _input_schema(ratio)
@@ -294,6 +255,10 @@ def _attempts(n: int) -> str:
     return f"{n} attempt" if n == 1 else f"{n} attempts"
 
 
+def _words(err: WebsimConnectionError) -> str:
+    return err.problem.removeprefix("connection failed: ")
+
+
 def _tool_error(err: WebsimError) -> ToolException:
     """A message that tells an agent what happened and what it can do about it."""
     tries = _attempts(err.attempts)
@@ -311,8 +276,13 @@ def _tool_error(err: WebsimError) -> ToolException:
     elif isinstance(err, WebsimTimeoutError):
         each = f" of {err.timeout:g} s each" if err.timeout is not None else ""
         hint = f"timed out after {tries}{each}; try again later"
+    elif isinstance(err, WebsimConnectionError) and err.reason == "tls":
+        hint = (
+            f"could not verify the image service's TLS certificate ({_words(err)}); retrying "
+            "will not help, the tool's ca_bundle or base_url needs fixing"
+        )
     elif isinstance(err, WebsimConnectionError):
-        hint = f"could not reach the image service after {tries}; try again later"
+        hint = f"could not reach the image service after {tries} ({_words(err)}); try again later"
     elif isinstance(err, WebsimResponseError):
         hint = f"the image service sent an unusable answer ({err.problem}); calling again may work"
     elif isinstance(err, WebsimAPIError) and 400 <= err.status_code < 500:

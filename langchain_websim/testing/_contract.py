@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_websim import _wire
+from langchain_websim._requests import validate_aspect_ratio
 
 REQUIRED_HEADERS = ("accept", "accept-language", "origin", "referer", "user-agent")
 FLAGS_HEADER = "websim-flags"
@@ -147,7 +148,7 @@ def _check_image(body: Mapping[str, Any]) -> list[str]:
         problems.append("missing field 'aspect_ratio' (e.g. '1:1')")
     else:
         try:
-            if _wire.validate_aspect_ratio(aspect_ratio) != aspect_ratio:
+            if validate_aspect_ratio(aspect_ratio) != aspect_ratio:
                 problems.append(f"'aspect_ratio' {aspect_ratio!r} has surrounding white space")
         except (TypeError, ValueError) as exc:
             problems.append(str(exc))

@@ -11,11 +11,8 @@ from typing import Any
 
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from langchain_websim._tool_calling import (
-    parse_reply,
-    render_tool_result,
-    tool_instruction,
-)
+from langchain_websim._parsers import parse_reply
+from langchain_websim._prompt import render_tool_result, tool_instruction
 from langchain_websim.testing import agent_responder
 from langchain_websim.tools import WebsimImageTool
 

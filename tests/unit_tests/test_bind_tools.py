@@ -24,7 +24,7 @@ from typing_extensions import TypedDict
 from yarl import URL
 
 from langchain_websim import ChatWebsim, WebsimClient
-from langchain_websim._tool_binding import format_instruction, with_instruction
+from langchain_websim._prompt import format_instruction, with_instruction
 
 BASE = "http://websim.test"
 CHAT_URL = BASE + "/api/v1/inference/run_chat_completion"

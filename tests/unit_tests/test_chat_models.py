@@ -13,6 +13,7 @@ import warnings
 from typing import Any
 
 import pytest
+from aioresponses import aioresponses
 from langchain_core.load import dumpd, load
 from langchain_core.messages import (
     AIMessage,
@@ -33,7 +34,7 @@ from langchain_websim._messages import (
     image_content,
     validate_stop,
 )
-from langchain_websim._tool_calling import parse_reply
+from langchain_websim._parsers import parse_reply
 from langchain_websim.chat_models import CHAT_MODELS, IMAGE_MODELS
 
 # --------------------------------------------------------------------------- fields
@@ -298,8 +299,9 @@ async def test_bad_call_stop_is_refused_before_any_request() -> None:
     # Chat answers are cut client-side, so a bad sequence is a caller error, not a cut.
     llm = ChatWebsim(client=WebsimClient("http://127.0.0.1:9"))
     try:
-        with pytest.raises(ValueError, match="non-empty string"):
-            await llm._acall(llm._websim_client(), [HumanMessage("hi")], [""], {})
+        with aioresponses() as http, pytest.raises(ValueError, match="non-empty string"):
+            await llm.ainvoke([HumanMessage("hi")], stop=[""])
+        assert http.requests == {}
     finally:
         await llm.client.aclose()  # type: ignore[union-attr]
 

@@ -15,14 +15,9 @@ from aioresponses import aioresponses
 from aioresponses.core import RequestCall
 from yarl import URL
 
-from langchain_websim import _client, _wire
-from langchain_websim._client import (
-    WebsimChatResponse,
-    WebsimClient,
-    WebsimImageResponse,
-    redact_text,
-    redact_url,
-)
+from langchain_websim import _client, _requests, _wire
+from langchain_websim._client import WebsimChatResponse, WebsimClient, WebsimImageResponse
+from langchain_websim._transport import redact_text, redact_url
 from langchain_websim.errors import WebsimResponseError
 
 BASE = "https://websim.ai"
@@ -203,7 +198,7 @@ async def test_project_ids_are_drawn_from_secrets(
         drawn.append(n)
         return bytes([35] * n)  # the alphabet's last character
 
-    monkeypatch.setattr(_wire.secrets, "token_bytes", token_bytes)
+    monkeypatch.setattr(_requests.secrets, "token_bytes", token_bytes)
     http.post(CHAT_URL, payload={"content": "x"})
     http.post(IMAGE_URL, payload={"url": "https://cdn.websim.ai/x.png"})
     client = make_client()
@@ -387,14 +382,15 @@ async def test_bad_input_is_refused_before_any_request(
 def test_defaults() -> None:
     with WebsimClient() as client:
         assert client.base_url == "https://websim.ai"
-        assert (client.timeout, client.max_retries, client.proxy, client.headers) == (
+        assert (client.timeout, client.max_retries, client.proxy, client.settings.headers) == (
             120.0,
             2,
             None,
-            {},
+            None,
         )
         assert (client.retry.base_delay, client.retry.max_delay) == (1.0, 30.0)
-        assert client.max_connections == 100
+        assert client.settings.max_connections == 100
+        assert (client.settings.ca_bundle, client.settings.ssl_context) == (None, None)
 
 
 def test_base_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -465,7 +461,7 @@ async def test_ssl_context_verifies_every_connection(
     trust = ssl.create_default_context()
     custom = make_client(ssl_context=trust)
     default = make_client()
-    assert (custom.ssl_context, default.ssl_context) == (trust, None)
+    assert (custom.settings.ssl_context, default.settings.ssl_context) == (trust, None)
     await custom.achat(MESSAGES)
     await default.achat(MESSAGES)
     # The caller's context, else aiohttp's default verification: never verification off.
@@ -478,7 +474,7 @@ def test_shared_clients_differ_by_ssl_context(shared_clients: list[WebsimClient]
     b = WebsimClient.shared(max_connections=9)
     shared_clients.extend([a, b])
     assert WebsimClient.shared(max_connections=9, ssl_context=trust) is a
-    assert a is not b and a.ssl_context is trust and b.ssl_context is None
+    assert a is not b and a.settings.ssl_context is trust and b.settings.ssl_context is None
 
 
 def test_repr_hides_proxy_credentials() -> None:

@@ -28,10 +28,19 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_websim import ChatWebsim, WebsimClient, _wire
+from langchain_websim import ChatWebsim, WebsimClient, _requests, _wire
 from langchain_websim._messages import convert_messages
 from langchain_websim._retry import _parse_retry_after_header
 from langchain_websim.errors import WebsimResponseError
+
+
+def _chat_body(messages: Any, project_id: str, json_mode: bool = False) -> bytes:
+    return _requests.ChatRequest(messages, project_id, json_mode).body()
+
+
+def _image_body(prompt: str, aspect_ratio: str, project_id: str) -> bytes:
+    return _requests.ImageRequest(prompt, aspect_ratio, project_id).body()
+
 
 CHAT_URL = "http://websim.test" + _wire.CHAT.path
 IMAGE_URL = "http://websim.test" + _wire.IMAGE.path
@@ -145,8 +154,8 @@ def test_a_converted_conversation_is_sent_intact_or_refused(
     conversation: list[BaseMessage],
 ) -> None:
     try:
-        wire = _wire.validate_wire_messages(convert_messages(conversation))
-        body = _wire.chat_body(wire, "abc_0123456789abcde")
+        wire = _requests.validate_wire_messages(convert_messages(conversation))
+        body = _chat_body(wire, "abc_0123456789abcde")
     except ValueError as exc:
         assert str(exc)
         return
@@ -166,18 +175,18 @@ def test_text_that_is_not_valid_unicode_is_refused_clearly(text: str) -> None:
         valid = True
     message = [{"role": "user", "content": f"say {text}"}]
     if valid:
-        assert json.loads(_wire.chat_body(message, "abc_0123456789abcde"))["messages"] == message
+        assert json.loads(_chat_body(message, "abc_0123456789abcde"))["messages"] == message
         return
     with pytest.raises(ValueError, match="not valid Unicode"):
-        _wire.chat_body(message, "abc_0123456789abcde")
+        _chat_body(message, "abc_0123456789abcde")
     with pytest.raises(ValueError, match="not valid Unicode"):
-        _wire.image_body(f"a {text}", "1:1", "abcdefg_0123456789ab")
+        _image_body(f"a {text}", "1:1", "abcdefg_0123456789ab")
 
 
 @given(ANY_TEXT | BLANK)
 def test_image_prompt_is_stripped_text_or_refused(prompt: str) -> None:
     try:
-        clean = _wire.validate_prompt(prompt)
+        clean = _requests.validate_prompt(prompt)
     except ValueError:
         assert not prompt.strip()
         return

@@ -341,7 +341,10 @@ async def test_each_retry_is_logged_without_the_prompt(
     assert first.startswith("Websim chat: HTTP 500; retrying in ")
     assert f"retrying in {sleeps[0]:.2f} s" in first
     assert "(attempt 2 of 4)" in first
-    assert second.startswith("Websim chat: ServerDisconnectedError; retrying in ")
+    assert second.startswith(
+        "Websim chat: connection failed: websim.test:443 closed the connection before "
+        "answering; retrying in "
+    )
     assert "(attempt 3 of 4)" in second
     assert third == "Websim image: HTTP 429; retrying in 0.25 s (attempt 2 of 4)"
     for record in caplog.records:
@@ -499,13 +502,14 @@ def test_policy_defaults() -> None:
         ({"max_retries": -1}, ValueError, "max_retries"),
         ({"max_retries": 1.5}, TypeError, "max_retries"),
         ({"max_retries": True}, TypeError, "max_retries"),
-        ({"base_delay": -0.1}, ValueError, "retry_base_delay"),
-        ({"base_delay": float("nan")}, ValueError, "retry_base_delay"),
-        ({"max_delay": float("inf")}, ValueError, "retry_max_delay"),
-        ({"max_delay": -1}, ValueError, "retry_max_delay"),
-        ({"max_delay": "30"}, TypeError, "retry_max_delay"),
+        ({"retry_base_delay": -0.1}, ValueError, "retry_base_delay"),
+        ({"retry_base_delay": float("nan")}, ValueError, "retry_base_delay"),
+        ({"retry_max_delay": float("inf")}, ValueError, "retry_max_delay"),
+        ({"retry_max_delay": -1}, ValueError, "retry_max_delay"),
+        ({"retry_max_delay": "30"}, TypeError, "retry_max_delay"),
     ],
 )
 def test_policy_validation(kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    # The policy's values are client settings, checked where every setting is checked.
     with pytest.raises(error, match=match):
-        RetryPolicy(**kwargs)
+        WebsimClient("http://websim.test", **kwargs)

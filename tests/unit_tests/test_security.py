@@ -32,7 +32,7 @@ from langchain_core.tools import ToolException
 from pydantic import ValidationError
 from yarl import URL
 
-from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool, _wire
+from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool, _requests, _wire
 from langchain_websim._wire import CHAT, IMAGE, Endpoint
 from langchain_websim.errors import WebsimAPIError, WebsimConnectionError, WebsimResponseError
 from langchain_websim.testing import WebsimEmulator
@@ -89,7 +89,7 @@ def sent_project_ids(http: aioresponses) -> list[str]:
 
 @pytest.mark.parametrize("endpoint", [CHAT, IMAGE], ids=["chat", "image"])
 def test_project_ids_use_the_whole_alphabet_at_every_position(endpoint: Endpoint) -> None:
-    ids = [_wire.new_project_id(endpoint) for _ in range(DRAWS)]
+    ids = [_requests.new_project_id(endpoint) for _ in range(DRAWS)]
     prefix, suffix = endpoint.id_prefix_len, endpoint.id_suffix_len
     pattern = re.compile(rf"[a-z0-9]{{{prefix}}}_[a-z0-9]{{{suffix}}}")
     assert all(pattern.fullmatch(pid) for pid in ids)
@@ -138,8 +138,8 @@ def fake_secrets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_project_ids_come_from_secrets(fake_secrets: list[str]) -> None:
-    assert _wire.new_project_id(CHAT) == "999_" + "9" * 15
-    assert _wire.new_project_id(IMAGE) == "9999999_" + "9" * 12
+    assert _requests.new_project_id(CHAT) == "999_" + "9" * 15
+    assert _requests.new_project_id(IMAGE) == "9999999_" + "9" * 12
     assert fake_secrets  # drawn from secrets, not made up
 
 
@@ -194,11 +194,23 @@ async def test_tls_verification_is_on_by_default(
 
 
 def test_the_public_classes_have_no_switch_to_turn_verification_off() -> None:
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
     for cls in (ChatWebsim, WebsimImageTool):
         names = set(cls.model_fields)
-        assert not {n for n in names if "ssl" in n or "verify" in n or "insecure" in n}
+        # Trust sources only (a CA bundle, a verifying context): nothing that switches it off.
+        assert {n for n in names if "ssl" in n or "verify" in n or "insecure" in n} == {
+            "ssl_context"
+        }
         with pytest.raises(ValidationError):
             cls(verify_ssl=False)  # type: ignore[call-arg]
+        with pytest.raises(ValidationError):
+            cls(ssl_context=False)
+        with pytest.raises(ValidationError, match="does not verify"):
+            cls(ssl_context=unverified)
+    with pytest.raises(ValueError, match="does not verify"):
+        WebsimClient(ssl_context=unverified)
 
 
 # --------------------------------------------------------------------------- proxy credentials

@@ -13,17 +13,15 @@ import pytest
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_websim._schema_check import schema_errors
-from langchain_websim._tool_calling import (
-    ParsedReply,
+from langchain_websim._parsers import ParsedReply, extract_json, parse_reply
+from langchain_websim._prompt import (
     corrective_instruction,
-    extract_json,
     normalize_tool_choice,
-    parse_reply,
     render_tool_calls,
     render_tool_result,
     tool_instruction,
 )
+from langchain_websim._schema_check import schema_errors
 
 CALL_ID = re.compile(r"^call_[0-9a-f]+$")
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_websim._json_extract import iter_json_spans
+from langchain_websim._parsers import ParsedReply, extract_json, parse_reply
+from langchain_websim._prompt import render_tool_calls
 from langchain_websim._schema_check import schema_errors
-from langchain_websim._tool_calling import ParsedReply, extract_json, parse_reply, render_tool_calls
 
 
 def lookup(key: str, when: str = "") -> str:

@@ -207,9 +207,13 @@ def test_a_proxy_password_stays_out_of_repr_and_errors() -> None:
     assert "hunter2" not in str(info.value)
 
 
-def test_client_and_connection_settings_are_exclusive() -> None:
-    with WebsimClient(BASE) as client, pytest.raises(ValidationError, match="either client"):
-        WebsimImageTool(client=client, timeout=5)
+def test_client_and_conflicting_connection_settings_are_refused() -> None:
+    with WebsimClient(BASE, timeout=9) as client:
+        with pytest.raises(ValidationError, match="timeout=5.0 conflicts with the explicit"):
+            WebsimImageTool(client=client, timeout=5)
+        # The same value is no conflict, and the fields report the client's settings.
+        tool = WebsimImageTool(client=client, timeout=9)
+        assert (tool.base_url, tool.timeout) == (BASE, 9.0)
 
 
 def test_base_url_is_read_from_the_environment(
@@ -370,10 +374,10 @@ FAILURES: dict[str, tuple[dict[str, Any], dict[str, Any], str, type[Exception], 
         3,
     ),
     "connection": (
-        {"exception": aiohttp.ClientConnectionError("connection reset")},
+        {"exception": aiohttp.ClientConnectionResetError("Connection reset by peer")},
         {"max_retries": 1},
-        "Image generation failed: could not reach the image service after 2 attempts; "
-        "try again later.",
+        "Image generation failed: could not reach the image service after 2 attempts (the "
+        "connection to websim.test:80 was reset); try again later.",
         WebsimConnectionError,
         2,
     ),
@@ -505,7 +509,7 @@ def test_pickle_carries_an_explicit_client_as_its_configuration(make_tool: ToolF
         assert restored.client is not client and restored.client is not None
         assert restored.client.base_url == BASE
         assert (restored.client.timeout, restored.client.max_retries) == (9, 0)
-        assert restored.client.headers == {"x-trace": "t1"}
+        assert restored.client.settings.headers == {"x-trace": "t1"}
     finally:
         assert restored.client is not None
         restored.client.close()

@@ -8,9 +8,18 @@ from typing import Any
 
 import pytest
 
-from langchain_websim import _wire
+from langchain_websim import _messages, _requests, _settings, _wire
 from langchain_websim._wire import CHAT, IMAGE
 from langchain_websim.errors import WebsimResponseError
+
+
+def _chat_body(messages: Any, project_id: str, json_mode: bool = False) -> bytes:
+    return _requests.ChatRequest(messages, project_id, json_mode).body()
+
+
+def _image_body(prompt: str, aspect_ratio: str, project_id: str) -> bytes:
+    return _requests.ImageRequest(prompt, aspect_ratio, project_id).body()
+
 
 CHAT_URL = "https://websim.ai/api/v1/inference/run_chat_completion"
 IMAGE_URL = "https://websim.ai/api/v1/inference/run_image_generation"
@@ -90,7 +99,7 @@ def test_chat_body_is_exact_json_text() -> None:
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "héllo"},
     ]
-    raw = _wire.chat_body(messages, "abc_0123456789abcde")
+    raw = _chat_body(messages, "abc_0123456789abcde")
     assert isinstance(raw, bytes)
     assert json.loads(raw) == {"project_id": "abc_0123456789abcde", "messages": messages}
     assert "héllo".encode() in raw  # UTF-8, not \u escapes
@@ -98,13 +107,13 @@ def test_chat_body_is_exact_json_text() -> None:
 
 def test_json_flag_only_in_json_mode() -> None:
     messages = [{"role": "user", "content": "hi"}]
-    assert "json" not in json.loads(_wire.chat_body(messages, "p"))
-    assert "json" not in json.loads(_wire.chat_body(messages, "p", json_mode=False))
-    assert json.loads(_wire.chat_body(messages, "p", json_mode=True))["json"] is True
+    assert "json" not in json.loads(_chat_body(messages, "p"))
+    assert "json" not in json.loads(_chat_body(messages, "p", json_mode=False))
+    assert json.loads(_chat_body(messages, "p", json_mode=True))["json"] is True
 
 
 def test_image_body_is_exact_json_text() -> None:
-    raw = _wire.image_body("a lighthouse at dusk", "16:9", "kx0m131_rzz66qb2xoy7")
+    raw = _image_body("a lighthouse at dusk", "16:9", "kx0m131_rzz66qb2xoy7")
     assert json.loads(raw) == {
         "project_id": "kx0m131_rzz66qb2xoy7",
         "prompt": "a lighthouse at dusk",
@@ -117,14 +126,14 @@ def test_image_body_is_exact_json_text() -> None:
 
 def test_project_id_formats() -> None:
     for _ in range(200):
-        assert re.fullmatch(r"[a-z0-9]{3}_[a-z0-9]{15}", _wire.new_project_id(CHAT))
-        assert re.fullmatch(r"[a-z0-9]{7}_[a-z0-9]{12}", _wire.new_project_id(IMAGE))
+        assert re.fullmatch(r"[a-z0-9]{3}_[a-z0-9]{15}", _requests.new_project_id(CHAT))
+        assert re.fullmatch(r"[a-z0-9]{7}_[a-z0-9]{12}", _requests.new_project_id(IMAGE))
     assert CHAT.project_id_re.pattern == "^[a-z0-9]{3}_[a-z0-9]{15}$"
     assert IMAGE.project_id_re.pattern == "^[a-z0-9]{7}_[a-z0-9]{12}$"
 
 
 def test_project_ids_are_fresh_and_use_the_whole_alphabet() -> None:
-    ids = {_wire.new_project_id(CHAT) for _ in range(500)}
+    ids = {_requests.new_project_id(CHAT) for _ in range(500)}
     assert len(ids) == 500
     seen = set("".join(ids).replace("_", ""))
     assert seen == set("abcdefghijklmnopqrstuvwxyz0123456789")
@@ -145,33 +154,33 @@ def test_project_ids_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
         sizes.append(n)
         return next(draws)
 
-    monkeypatch.setattr(_wire.secrets, "token_bytes", token_bytes)
-    assert _wire.new_project_id(CHAT) == "999_" + "9" * 15
-    assert _wire.new_project_id(CHAT) == "aaa_" + "a" * 7 + "b" * 8
-    assert _wire.new_project_id(IMAGE) == "abcdefg_hijklmnopqrs"
+    monkeypatch.setattr(_requests.secrets, "token_bytes", token_bytes)
+    assert _requests.new_project_id(CHAT) == "999_" + "9" * 15
+    assert _requests.new_project_id(CHAT) == "aaa_" + "a" * 7 + "b" * 8
+    assert _requests.new_project_id(IMAGE) == "abcdefg_hijklmnopqrs"
     assert sizes == [22, 22, 22, 23]
 
 
 def test_caller_project_id_is_used_as_given() -> None:
-    assert _wire.validate_project_id("My-Own ID") == "My-Own ID"
+    assert _requests.validate_project_id("My-Own ID") == "My-Own ID"
     for bad in ("", "   ", "a\nb", "a\x00b"):
         with pytest.raises(ValueError, match="project_id"):
-            _wire.validate_project_id(bad)
+            _requests.validate_project_id(bad)
     with pytest.raises(ValueError, match="project_id"):
-        _wire.validate_project_id(42)  # type: ignore[arg-type]
+        _requests.validate_project_id(42)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- caller input
 
 
 def test_normalize_base_url() -> None:
-    assert _wire.normalize_base_url(" https://websim.ai/ ") == "https://websim.ai"
-    assert _wire.normalize_base_url("http://127.0.0.1:9/x/") == "http://127.0.0.1:9/x"
+    assert _settings.normalize_base_url(" https://websim.ai/ ") == "https://websim.ai"
+    assert _settings.normalize_base_url("http://127.0.0.1:9/x/") == "http://127.0.0.1:9/x"
     for bad in ("", "websim.ai", "ftp://websim.ai", "file:///etc/passwd", "https://"):
         with pytest.raises(ValueError, match="base_url"):
-            _wire.normalize_base_url(bad)
+            _settings.normalize_base_url(bad)
     with pytest.raises(ValueError, match="query or fragment"):
-        _wire.normalize_base_url("https://websim.ai/?a=1")
+        _settings.normalize_base_url("https://websim.ai/?a=1")
 
 
 @pytest.mark.parametrize(
@@ -190,35 +199,35 @@ def test_normalize_base_url() -> None:
 )
 def test_bad_headers_are_refused(headers: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="header"):
-        _wire.validate_headers(headers)
+        _settings.validate_headers(headers)
 
 
 def test_good_headers_pass() -> None:
-    assert _wire.validate_headers(None) == {}
-    assert _wire.validate_headers({"X-Trace": "a b;c"}) == {"X-Trace": "a b;c"}
+    assert _settings.validate_headers(None) == {}
+    assert _settings.validate_headers({"X-Trace": "a b;c"}) == {"X-Trace": "a b;c"}
 
 
 def test_aspect_ratio() -> None:
     for ok in ("1:1", "16:9", "9:16", " 4:3 ", "999:1"):
-        assert _wire.validate_aspect_ratio(ok) == ok.strip()
+        assert _requests.validate_aspect_ratio(ok) == ok.strip()
     for bad in ("", "1", "0:1", "1:0", "16/9", "-1:1", "1000:1", "1.5:1", "a:b"):
         with pytest.raises(ValueError, match="aspect_ratio"):
-            _wire.validate_aspect_ratio(bad)
+            _requests.validate_aspect_ratio(bad)
     with pytest.raises(TypeError, match="aspect_ratio"):
-        _wire.validate_aspect_ratio(1.0)  # type: ignore[arg-type]
+        _requests.validate_aspect_ratio(1.0)  # type: ignore[arg-type]
 
 
 def test_prompt() -> None:
-    assert _wire.validate_prompt("  a cat \n") == "a cat"
+    assert _requests.validate_prompt("  a cat \n") == "a cat"
     with pytest.raises(ValueError, match="prompt is empty"):
-        _wire.validate_prompt(" \n\t")
+        _requests.validate_prompt(" \n\t")
     with pytest.raises(TypeError, match="prompt must be a string"):
-        _wire.validate_prompt(None)  # type: ignore[arg-type]
+        _requests.validate_prompt(None)  # type: ignore[arg-type]
 
 
 def test_wire_messages() -> None:
     parts = [{"type": "text", "text": "hi"}]
-    ok = _wire.validate_wire_messages(
+    ok = _requests.validate_wire_messages(
         [
             {"role": "user", "content": "a", "name": "dropped-extra"},
             {"role": "user", "content": parts},
@@ -226,17 +235,17 @@ def test_wire_messages() -> None:
     )
     assert ok == [{"role": "user", "content": "a"}, {"role": "user", "content": parts}]
     with pytest.raises(ValueError, match="empty"):
-        _wire.validate_wire_messages([])
+        _requests.validate_wire_messages([])
     with pytest.raises(TypeError):
-        _wire.validate_wire_messages("hello")  # type: ignore[arg-type]
+        _requests.validate_wire_messages("hello")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="message 0"):
-        _wire.validate_wire_messages(["hello"])  # type: ignore[list-item]
+        _requests.validate_wire_messages(["hello"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="message 1 has role 'tool'"):
-        _wire.validate_wire_messages(
+        _requests.validate_wire_messages(
             [{"role": "user", "content": "a"}, {"role": "tool", "content": "x"}]
         )
     with pytest.raises(ValueError, match="message 0 content"):
-        _wire.validate_wire_messages([{"role": "user", "content": None}])
+        _requests.validate_wire_messages([{"role": "user", "content": None}])
 
 
 def test_image_prompt_from_messages() -> None:
@@ -247,12 +256,12 @@ def test_image_prompt_from_messages() -> None:
         {"role": "user", "content": "  a lighthouse  "},
         {"role": "user", "content": [{"type": "text", "text": " at dusk "}, {"type": "image_url"}]},
     ]
-    assert _wire.image_prompt_from_messages(msgs) == "a lighthouse\nat dusk"
-    assert _wire.image_prompt_from_messages(msgs, prompt=" explicit ") == "explicit"
+    assert _messages.image_prompt(msgs) == "a lighthouse\nat dusk"
+    assert _messages.image_prompt(msgs, prompt=" explicit ") == "explicit"
     with pytest.raises(ValueError, match="no image prompt"):
-        _wire.image_prompt_from_messages([{"role": "user", "content": "x"}, {"role": "system"}])
+        _messages.image_prompt([{"role": "user", "content": "x"}, {"role": "system"}])
     with pytest.raises(ValueError, match="no image prompt"):
-        _wire.image_prompt_from_messages([{"role": "user", "content": "   "}])
+        _messages.image_prompt([{"role": "user", "content": "   "}])
 
 
 # --------------------------------------------------------------------------- responses

@@ -1,0 +1,125 @@
+"""The connection settings: one definition, the same checks on all three public classes."""
+
+from __future__ import annotations
+
+import pickle
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from pydantic import ValidationError
+
+from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        # Accepted by the tool before the settings were defined once.
+        ("timeout", float("inf")),
+        ("max_retries", True),
+        ("max_retries", 1.0),
+        ("max_retries", "2"),
+        ("timeout", "10"),
+        ("retry_base_delay", float("nan")),
+        ("max_connections", 0),
+        ("headers", {"bad name": "x"}),
+        ("proxy", "socks5://proxy.local:1080"),
+    ],
+)
+def test_every_public_class_refuses_the_same_bad_settings(setting: str, value: Any) -> None:
+    with pytest.raises(ValidationError, match=setting if setting != "headers" else "header"):
+        ChatWebsim(**{setting: value})
+    with pytest.raises(ValidationError, match=setting if setting != "headers" else "header"):
+        WebsimImageTool(**{setting: value})
+    with pytest.raises((TypeError, ValueError)):
+        WebsimClient(**{setting: value})
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:notaport",
+        "http://host:99999",
+        "http://host:0",
+        "http://host\r\nInjected: 1",
+        "http://ho st",
+        "http://host\x00",
+        "https://websim.ai\n/api",
+    ],
+)
+def test_a_base_url_that_cannot_be_connected_to_is_refused_at_construction(
+    base_url: str,
+) -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        WebsimClient(base_url)
+    with pytest.raises(ValidationError, match="base_url"):
+        ChatWebsim(base_url=base_url)
+    with pytest.raises(ValidationError, match="base_url"):
+        WebsimImageTool(base_url=base_url)
+
+
+def test_the_base_url_error_never_carries_raw_control_characters() -> None:
+    with pytest.raises(ValueError) as info:
+        WebsimClient("http://host\r\nInjected: 1")
+    assert "\r" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_explicit_clients_settings_are_mirrored_on_both_classes() -> None:
+    with WebsimClient("http://127.0.0.1:9", timeout=7, headers={"x-team": "a"}) as client:
+        for obj in (ChatWebsim(client=client), WebsimImageTool(client=client)):
+            assert (obj.base_url, obj.timeout, obj.headers) == (
+                "http://127.0.0.1:9",
+                7.0,
+                {"x-team": "a"},
+            )
+            with pytest.raises(ValidationError, match="conflicts with the explicit client"):
+                type(obj)(client=client, timeout=8)
+
+
+# --------------------------------------------------------------------------- private CAs
+
+
+@pytest.fixture(scope="module")
+def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    return path
+
+
+def test_an_ssl_context_is_never_dropped_by_pickling(ca_file: Path) -> None:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with WebsimClient("https://127.0.0.1:9", ssl_context=context) as client:
+        for obj in (client, ChatWebsim(client=client), WebsimImageTool(client=client)):
+            with pytest.raises(TypeError, match="ca_bundle"):
+                pickle.dumps(obj)
+        with pytest.raises(TypeError, match="ca_bundle"):
+            pickle.dumps(ChatWebsim(ssl_context=context))
+
+
+def test_a_ca_bundle_travels_through_pickle(ca_file: Path) -> None:
+    for obj in (ChatWebsim(ca_bundle=str(ca_file)), WebsimImageTool(ca_bundle=str(ca_file))):
+        copy = pickle.loads(pickle.dumps(obj))
+        assert copy.ca_bundle == str(ca_file)
+        assert copy._websim_client().settings.ca_bundle == str(ca_file)
+        copy._websim_client().close()
+    with WebsimClient("https://127.0.0.1:9", ca_bundle=str(ca_file)) as client:
+        copy_client = pickle.loads(pickle.dumps(client))
+        try:
+            assert copy_client.settings == client.settings
+        finally:
+            copy_client.close()
+
+
+def test_a_ca_bundle_that_does_not_load_is_refused(tmp_path: Path, ca_file: Path) -> None:
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("hello")
+    with pytest.raises(ValueError, match="ca_bundle"):
+        WebsimClient(ca_bundle=str(bad))
+    with pytest.raises(ValidationError, match="ca_bundle"):
+        ChatWebsim(ca_bundle=str(tmp_path / "missing.pem"))
+    context = ssl.create_default_context()
+    with pytest.raises(ValidationError, match="ca_bundle or ssl_context"):
+        WebsimImageTool(ca_bundle=str(ca_file), ssl_context=context)
