@@ -69,9 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--agent", action="store_true", help="answer tool-offering requests by calling a tool"
     )
-    emu.add_argument("--rate-limit", type=float, metavar="R", help="requests/s per endpoint")
-    emu.add_argument("--burst", type=int, metavar="B", help="requests admitted at once")
-    emu.add_argument("--retry-after", type=float, metavar="S", help="Retry-After on each 429")
+    _add_rate_limit_options(emu)
 
     demo = sub.add_parser(
         "demo", parents=[common], help="an agent that draws what you ask and describes it"
@@ -83,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the agent should draw (words are joined)",
     )
     return parser
+
+
+def _add_rate_limit_options(emu: argparse.ArgumentParser) -> None:
+    emu.add_argument("--rate-limit", type=float, metavar="R", help="requests/s per endpoint")
+    emu.add_argument("--burst", type=int, metavar="B", help="requests admitted at once")
+    emu.add_argument("--retry-after", type=float, metavar="S", help="Retry-After on each 429")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

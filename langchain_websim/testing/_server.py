@@ -27,7 +27,7 @@ from multidict import CIMultiDict
 
 from langchain_websim import _wire
 from langchain_websim.testing._contract import check_body, check_headers, parse_body, user_text
-from langchain_websim.testing._ratelimit import RATE_LIMIT_ERROR, RateLimiter
+from langchain_websim.testing._ratelimit import RATE_LIMIT_ERROR, RateLimiter, retry_after_headers
 from langchain_websim.testing._records import RecordedRequest, RequestLog
 from langchain_websim.testing._script import Script, ScriptBook
 
@@ -192,7 +192,7 @@ class EmulatorServer:
         if refused is not None:
             # The same shape as an injected fault's body, with the text Websim is quoted with.
             error = {"error": RATE_LIMIT_ERROR, "status": 429}
-            return _Answer(_json(429, error, refused.retry_after_header), rate_limited=True)
+            return _Answer(_json(429, error, retry_after_headers(refused)), rate_limited=True)
         script = self._scripts.next(endpoint.name)
         if script is None:
             return _Answer(self._default(endpoint, body))
