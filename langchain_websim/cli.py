@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     emu.add_argument(
         "--agent", action="store_true", help="answer tool-offering requests by calling a tool"
     )
+    _add_rate_limit_options(emu)
 
     demo = sub.add_parser(
         "demo", parents=[common], help="an agent that draws what you ask and describes it"
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="what the agent should draw (words are joined)",
     )
     return parser
+
+
+def _add_rate_limit_options(emu: argparse.ArgumentParser) -> None:
+    emu.add_argument("--rate-limit", type=float, metavar="R", help="requests/s per endpoint")
+    emu.add_argument("--burst", type=int, metavar="B", help="requests admitted at once")
+    emu.add_argument("--retry-after", type=float, metavar="S", help="Retry-After on each 429")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,6 +182,11 @@ def _serve_emulator(args: argparse.Namespace) -> int:
     from langchain_websim.testing.__main__ import main as emulator_main
 
     argv = ["--port", str(args.port), "--host", args.host]
+    for option in ("rate_limit", "burst", "retry_after"):
+        value = getattr(args, option)
+        if value is not None:
+            # "--opt=value": a value such as -inf must not read as an option of its own.
+            argv.append(f"--{option.replace('_', '-')}={value!r}")
     return emulator_main([*argv, "--agent"] if args.agent else argv)
 
 

@@ -8,14 +8,16 @@ with WebsimEmulator() as emu, WebsimClient(base_url=emu.base_url) as client:
     assert client.chat([{"role": "user", "content": "hi"}]).text == "Echo: hi"
 ```
 
-See the project's ``docs/emulator.md`` for scripting faults and inspecting requests.
+See the project's ``docs/emulator.md`` for scripting faults, rate limits and inspecting
+requests.
 """
 
 from __future__ import annotations
 
 from langchain_websim.testing._agent import agent_responder
 from langchain_websim.testing._emulator import WebsimEmulator
+from langchain_websim.testing._ratelimit import RateLimit
 from langchain_websim.testing._records import RecordedRequest
 from langchain_websim.testing._server import ChatResponder
 
-__all__ = ["ChatResponder", "RecordedRequest", "WebsimEmulator", "agent_responder"]
+__all__ = ["ChatResponder", "RateLimit", "RecordedRequest", "WebsimEmulator", "agent_responder"]

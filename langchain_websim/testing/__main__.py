@@ -1,6 +1,7 @@
 """Run the Websim emulator from the command line.
 
     python -m langchain_websim.testing --port 8765
+    python -m langchain_websim.testing --rate-limit 2 --burst 5 --retry-after 1
 
 Prints the base URL on its own line once requests are accepted, then serves until Ctrl-C or
 SIGTERM and exits 0.
@@ -49,6 +50,27 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept project ids outside the generated format (for apps that pass their own)",
     )
+    limits = parser.add_argument_group(
+        "rate limit", "a token bucket per endpoint; requests beyond it get 429"
+    )
+    limits.add_argument(
+        "--rate-limit",
+        type=float,
+        metavar="R",
+        help="requests per second each endpoint admits (default: no limit)",
+    )
+    limits.add_argument(
+        "--burst",
+        type=int,
+        metavar="B",
+        help="requests admitted at once (default: one second's worth, at least 1)",
+    )
+    limits.add_argument(
+        "--retry-after",
+        type=float,
+        metavar="S",
+        help="send 'Retry-After: S' with each 429 (default: no header)",
+    )
     return parser
 
 
@@ -62,8 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             strict=not args.lenient,
             require_project_id_format=not args.any_project_id,
             chat_responder=agent_responder if args.agent else None,
+            rate_limit=args.rate_limit,
+            burst=args.burst,
+            retry_after=args.retry_after,
         )
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     stop = threading.Event()
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from langchain_websim._wire import EndpointName
+from langchain_websim.testing._ratelimit import RateLimit, RateLimiter, make_rate_limit
 from langchain_websim.testing._records import RecordedRequest, RequestLog
 from langchain_websim.testing._script import (
     ScriptBook,
@@ -38,6 +39,11 @@ class WebsimEmulator:
             violations are still recorded, but the request is answered normally.
         require_project_id_format: treat a ``project_id`` outside the endpoint's generated
             format as a violation.  Turn off when the code under test passes its own ids.
+        rate_limit: requests per second each endpoint admits (a token bucket per endpoint);
+            others are answered 429 ``Rate limit exceeded``.  ``None``: no limit.
+        burst: the bucket's size, the requests admitted at once; default: one second's
+            worth, rounded up, at least 1.  Buckets start full.
+        retry_after: seconds to send as ``Retry-After`` with each 429; ``None``: no header.
     """
 
     def __init__(
@@ -48,12 +54,16 @@ class WebsimEmulator:
         chat_responder: ChatResponder | None = None,
         strict: bool = True,
         require_project_id_format: bool = True,
+        rate_limit: float | None = None,
+        burst: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         if not isinstance(host, str) or not host:
             raise ValueError(f"host must be a non-empty address such as '127.0.0.1', got {host!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be 0 (any free port) or 1-65535, got {port!r}")
         _check_responder(chat_responder)
+        self._limiter = RateLimiter(make_rate_limit(rate_limit, burst, retry_after))
         self._host = host
         self._port = port
         self._log = RequestLog()
@@ -146,7 +156,7 @@ class WebsimEmulator:
             runner.run(self._main(started))
 
     async def _main(self, started: concurrent.futures.Future[str]) -> None:
-        server = EmulatorServer(self._settings, self._log, self._scripts)
+        server = EmulatorServer(self._settings, self._log, self._scripts, self._limiter)
         stop_event = asyncio.Event()
         try:
             base_url = await server.open(self._host, self._port)
@@ -219,10 +229,35 @@ class WebsimEmulator:
         _check_responder(fn)
         self._settings.chat_responder = fn
 
+    def set_rate_limit(
+        self,
+        rate_limit: float | None,
+        *,
+        burst: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Change the rate limit, also while serving; ``None`` lifts it.
+
+        Arguments as for the constructor.  Both endpoints' buckets start full under the new
+        limit.  Safe to call from any thread; a request being decided meanwhile sees either
+        the old limit or the new one.
+        """
+        self._limiter.configure(make_rate_limit(rate_limit, burst, retry_after))
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate limit in force (``rate``, ``burst``, ``retry_after``), or ``None``."""
+        return self._limiter.limit
+
     def clear(self) -> None:
-        """Forget recorded requests, queued scripts, fault rates and the chat responder."""
+        """Forget recorded requests, queued scripts, fault rates and the chat responder.
+
+        The rate limit stays (like ``strict``, it is configuration), but its buckets are
+        refilled, so no state from before ``clear()`` carries over.
+        """
         self._scripts.clear()
         self._settings.chat_responder = None
+        self._limiter.refill()
         self._log.clear()
 
     # ----------------------------------------------------------------------- request log
@@ -234,6 +269,12 @@ class WebsimEmulator:
 
     def requests_for(self, endpoint: EndpointName) -> list[RecordedRequest]:
         return self._log.snapshot(check_endpoint(endpoint))
+
+    @property
+    def rate_limited_count(self) -> int:
+        """How many recorded requests the rate limit answered with 429 (scripted or
+        injected 429s are not counted); ``RecordedRequest.rate_limited`` marks each one."""
+        return self._log.count_rate_limited()
 
     async def wait_for_requests(
         # A timeout argument, like the sync twin, reads better in tests than a wrapper.

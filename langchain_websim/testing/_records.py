@@ -24,7 +24,9 @@ class RecordedRequest:
 
     ``status`` is the HTTP status the emulator answered with, or ``None`` when a script told
     it to drop the connection without answering.  ``violations`` lists every way the request
-    broke the Websim contract (empty for a well-formed request).
+    broke the Websim contract (empty for a well-formed request).  ``rate_limited`` is true
+    when the emulator's rate limit answered it (429), rather than a script or a fault.
+    ``time`` is the ``time.monotonic()`` reading the rate limit decided with.
     """
 
     endpoint: EndpointName
@@ -36,6 +38,7 @@ class RecordedRequest:
     time: float
     status: int | None
     violations: list[str] = field(default_factory=list)
+    rate_limited: bool = False
 
 
 class RequestLog:
@@ -55,6 +58,12 @@ class RequestLog:
     def snapshot(self, endpoint: EndpointName | None = None) -> list[RecordedRequest]:
         with self._lock:
             return [e for e in self._entries if endpoint is None or e.endpoint == endpoint]
+
+    def count_rate_limited(self, endpoint: EndpointName | None = None) -> int:
+        with self._lock:
+            return sum(
+                e.rate_limited for e in self._entries if endpoint is None or e.endpoint == endpoint
+            )
 
     def clear(self) -> None:
         with self._lock:

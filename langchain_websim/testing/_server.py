@@ -27,6 +27,7 @@ from multidict import CIMultiDict
 
 from langchain_websim import _wire
 from langchain_websim.testing._contract import check_body, check_headers, parse_body, user_text
+from langchain_websim.testing._ratelimit import RATE_LIMIT_ERROR, RateLimiter, retry_after_headers
 from langchain_websim.testing._records import RecordedRequest, RequestLog
 from langchain_websim.testing._script import Script, ScriptBook
 
@@ -62,13 +63,33 @@ class Settings:
     chat_responder: ChatResponder | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """The answer decided for a request; ``response`` is None for a ``drop`` or ``body_size``
+    script, which is answered later."""
+
+    response: web.StreamResponse | None
+    script: Script | None = None
+    rate_limited: bool = False
+
+    @property
+    def status(self) -> int | None:
+        if self.response is not None:
+            return self.response.status
+        assert self.script is not None
+        return None if self.script.drop else self.script.status
+
+
 class EmulatorServer:
     """Runs on the emulator's own event loop; everything here is called on that loop."""
 
-    def __init__(self, settings: Settings, log: RequestLog, scripts: ScriptBook) -> None:
+    def __init__(
+        self, settings: Settings, log: RequestLog, scripts: ScriptBook, limiter: RateLimiter
+    ) -> None:
         self.settings = settings
         self._log = log
         self._scripts = scripts
+        self._limiter = limiter
         self._runner: web.ServerRunner | None = None
         self._closing: asyncio.Event | None = None
         self.base_url = ""
@@ -128,26 +149,9 @@ class EmulatorServer:
         if isinstance(body, dict):
             violations += check_body(endpoint, body, self.settings.require_project_id_format)
 
-        script: Script | None = None
-        response: web.StreamResponse | None
-        if violations and self.settings.strict:
-            response = _json(
-                400, {"error": "the request breaks the Websim contract", "violations": violations}
-            )
-        else:
-            script = self._scripts.next(endpoint.name)
-            # None for drop and body_size scripts: those are answered after the delay below.
-            response = (
-                self._default(endpoint, body)
-                if script is None
-                else self._scripted(endpoint, script, body)
-            )
-        status: int | None
-        if response is not None:
-            status = response.status
-        else:
-            assert script is not None
-            status = None if script.drop else script.status
+        # One clock reading for the rate limit and the log, so tests can check one with the other.
+        now = time.monotonic()
+        answer = self._decide(endpoint, body, violations, now)
         self._log.append(
             RecordedRequest(
                 endpoint=endpoint.name,
@@ -156,19 +160,44 @@ class EmulatorServer:
                 headers=headers,
                 body=body,
                 raw=raw,
-                time=time.monotonic(),
-                status=status,
+                time=now,
+                status=answer.status,
                 violations=violations,
+                rate_limited=answer.rate_limited,
             )
         )
+        script = answer.script
         if script is not None and script.delay and not await self._pause(script.delay):
             return _abort(request)
         if script is not None and script.drop:
             return _abort(request)
         if script is not None and script.body_size is not None:
             return await self._stream(request, script)
-        assert response is not None
-        return response
+        assert answer.response is not None
+        return answer.response
+
+    def _decide(
+        self, endpoint: _wire.Endpoint, body: Any, violations: list[str], now: float
+    ) -> _Answer:
+        """What a request gets, in order: 400 for a contract violation (strict mode), 429 from
+        the rate limit, the next script or injected fault, the usual answer.
+
+        The contract check is the emulator's own, so a 400 takes no token; the rate limit
+        stands in for Websim's front door, so a 429 uses up no script.
+        """
+        if violations and self.settings.strict:
+            broken = {"error": "the request breaks the Websim contract", "violations": violations}
+            return _Answer(_json(400, broken))
+        refused = self._limiter.take(endpoint.name, now)
+        if refused is not None:
+            # The same shape as an injected fault's body, with the text Websim is quoted with.
+            error = {"error": RATE_LIMIT_ERROR, "status": 429}
+            return _Answer(_json(429, error, retry_after_headers(refused)), rate_limited=True)
+        script = self._scripts.next(endpoint.name)
+        if script is None:
+            return _Answer(self._default(endpoint, body))
+        # None for drop and body_size scripts: those are answered after the script's delay.
+        return _Answer(self._scripted(endpoint, script, body), script)
 
     # ----------------------------------------------------------------------- answers
 

@@ -9,6 +9,7 @@ import textwrap
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 import pytest_socket
 
@@ -81,3 +82,10 @@ def run_script_in_dev_mode(
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session, for requests the client would retry, refuse or not build."""
+    async with aiohttp.ClientSession() as session:
+        yield session
