@@ -15,9 +15,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from langchain_websim import WebsimClient, _wire
+from langchain_websim import WebsimClient, _requests, _wire
 from langchain_websim.testing import WebsimEmulator
 from tests.integration_tests.emulator_http import USER, chat_request, image_request, post
+
+
+def _chat_body(messages: Any, project_id: str, json_mode: bool = False) -> bytes:
+    return _requests.ChatRequest(messages, project_id, json_mode).body()
+
+
+def _image_body(prompt: str, aspect_ratio: str, project_id: str) -> bytes:
+    return _requests.ImageRequest(prompt, aspect_ratio, project_id).body()
 
 
 async def test_client_requests_pass_the_contract(emulator: WebsimEmulator) -> None:
@@ -119,7 +127,9 @@ async def test_chat_body_violations_get_400(
 ) -> None:
     url, headers, _ = chat_request(emulator)
     if isinstance(payload, dict):
-        payload = json.dumps({"project_id": _wire.new_project_id(_wire.CHAT), **payload}).encode()
+        payload = json.dumps(
+            {"project_id": _requests.new_project_id(_wire.CHAT), **payload}
+        ).encode()
     status, _, raw = await post(http, (url, headers, payload))
     violations = json.loads(raw)["violations"]
     assert status == 400
@@ -145,7 +155,10 @@ async def test_image_body_violations_get_400(
     expected: str,
 ) -> None:
     url, headers, _ = image_request(emulator)
-    payload: dict[str, Any] = {"project_id": _wire.new_project_id(_wire.IMAGE), "prompt": prompt}
+    payload: dict[str, Any] = {
+        "project_id": _requests.new_project_id(_wire.IMAGE),
+        "prompt": prompt,
+    }
     if aspect_ratio is not None:
         payload["aspect_ratio"] = aspect_ratio
     status, _, raw = await post(http, (url, headers, json.dumps(payload).encode()))
@@ -158,8 +171,8 @@ async def test_image_project_id_must_use_the_image_format(
     emulator: WebsimEmulator, http: aiohttp.ClientSession
 ) -> None:
     url, headers, _ = image_request(emulator)
-    chat_id = _wire.new_project_id(_wire.CHAT)
-    body = _wire.image_body("a cat", "1:1", chat_id)
+    chat_id = _requests.new_project_id(_wire.CHAT)
+    body = _image_body("a cat", "1:1", chat_id)
     status, _, raw = await post(http, (url, headers, body))
     assert status == 400
     assert json.loads(raw)["violations"] == [

@@ -209,7 +209,7 @@ def test_a_proxy_password_stays_out_of_repr_and_errors() -> None:
 
 def test_client_and_conflicting_connection_settings_are_refused() -> None:
     with WebsimClient(BASE, timeout=9) as client:
-        with pytest.raises(ValidationError, match="timeout=5.0 conflicts with the explicit"):
+        with pytest.raises(ValidationError, match=r"timeout=5\.0 conflicts with the explicit"):
             WebsimImageTool(client=client, timeout=5)
         # The same value is no conflict, and the fields report the client's settings.
         tool = WebsimImageTool(client=client, timeout=9)
