@@ -1,10 +1,14 @@
-"""The fault matrix through ``WebsimClient``, against the emulator over real sockets.
+"""The fault matrix of ``docs/reliability.md``, against the emulator over real sockets.
 
-One test per row of the table in ``docs/reliability.md`` (the same rows through
-``ChatWebsim`` and ``WebsimImageTool`` are in ``test_fault_matrix_public.py``).  Every row
-counts the requests the emulator received.  Each test prints one ``MEASURED`` line with
-what it observed; ``pytest -s -k fault_matrix`` shows them, and the table's "measured"
-column is copied from them.
+Each row (a scripted emulator fault and what the caller must get) is written once, in
+``ANSWERED`` or ``REFUSED`` or as one test below, and run on every surface it applies to:
+``client`` (``WebsimClient``, chat and image), ``chat`` and ``chat_flux`` (``ChatWebsim``)
+and ``tool`` (``WebsimImageTool``; see ``_faults.py``).  Every row counts the requests the
+emulator received.  Each test prints one ``MEASURED`` line with what it observed;
+``pytest -s`` shows them, and the table's "measured" column is copied from them.
+
+To run the whole matrix under other settings, parametrize the ``surface_settings``
+fixture: every surface of every row is built with them.
 """
 
 from __future__ import annotations
@@ -12,331 +16,146 @@ from __future__ import annotations
 import asyncio
 import gc
 import re
-import socket
 import sys
 import threading
-import time
 import tracemalloc
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from langchain_websim import WebsimChatResponse, WebsimClient, WebsimImageResponse, _wire
-from langchain_websim._wire import EndpointName
-from langchain_websim.errors import (
-    WebsimAPIError,
-    WebsimBlockedError,
-    WebsimConnectionError,
-    WebsimRateLimitError,
-    WebsimResponseError,
-    WebsimTimeoutError,
-)
+from langchain_websim import WebsimClient
+from langchain_websim.errors import WebsimResponseError
 from langchain_websim.testing import WebsimEmulator
+from tests.integration_tests._faults import (
+    SURFACES,
+    Surface,
+    SurfaceFactory,
+    closed_port,
+    measured,
+    shared_client_of,
+    surfaces_on,
+)
+from tests.integration_tests._faults_rows import ANSWERED, REFUSED, Answered, Refused
 from tests.integration_tests.conftest import run_script_in_dev_mode
 
-ENDPOINTS: list[EndpointName] = ["chat", "image"]
-CHALLENGE = (
-    "<!DOCTYPE html><html><head><title>Just a moment...</title></head>"
-    "<body><div id='cf-chl-widget'></div></body></html>"
-)
 MiB = 1024 * 1024
-
-Answer = WebsimChatResponse | WebsimImageResponse
-ClientFactory = Callable[..., WebsimClient]
-
-
-def call(
-    client: WebsimClient, endpoint: EndpointName, text: str = "hello there"
-) -> Coroutine[Any, Any, Answer]:
-    if endpoint == "chat":
-        return client.achat([{"role": "user", "content": text}])
-    return client.agenerate_image(text)
+BODY_CAP = 10 * MiB  # the documented cap on a response body
+EXCERPT_CHARS = 500  # errors quote at most this much of a body (langchain_websim.errors)
+by_surface = pytest.mark.parametrize("surface", SURFACES, ids=str)
 
 
-def check_answer(answer: Answer, emulator: WebsimEmulator, text: str = "hello there") -> None:
-    if isinstance(answer, WebsimChatResponse):
-        assert answer.text == f"Echo: {text}"
-    else:
-        assert answer.url.startswith(emulator.base_url + "/images/")
-        assert answer.prompt == text
+@pytest.fixture
+def surface_settings() -> dict[str, Any]:
+    """Settings every surface of every row is built with; a row's own settings win.
+
+    Parametrize this to run the whole matrix under each of several settings, e.g.
+    ``@pytest.fixture(params=[{"adaptive_rate": False}, {"adaptive_rate": True}])``
+    returning ``request.param``.
+    """
+    return {}
 
 
-def statuses(emulator: WebsimEmulator, endpoint: EndpointName) -> list[int | None]:
-    return [r.status for r in emulator.requests_for(endpoint)]
+@pytest.fixture
+async def make(
+    emulator: WebsimEmulator,
+    make_client: Callable[..., WebsimClient],
+    surface_settings: dict[str, Any],
+) -> AsyncIterator[SurfaceFactory]:
+    factory = SurfaceFactory(emulator, make_client, surface_settings)
+    yield factory
+    await factory.aclose()
 
 
-def measured(row: str, **values: object) -> None:
-    print(f"\nMEASURED {row}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+# --------------------------------------------------------------------------- the rows
 
 
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def max_backoff(client: WebsimClient) -> float:
-    """The longest the retry loop may sleep in total (jitter only shortens the waits)."""
-    policy = client.retry
-    return sum(
-        min(policy.max_delay, policy.base_delay * 2.0**n) for n in range(1, policy.max_attempts)
-    )
-
-
-# --------------------------------------------------------------------------- rate limits
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_429_429_then_200_is_answered_in_3_requests(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
+@by_surface
+@pytest.mark.parametrize("row", ANSWERED, ids=lambda row: row.id)
+async def test_fault_is_answered(
+    make: SurfaceFactory, emulator: WebsimEmulator, row: Answered, surface: Surface
 ) -> None:
-    emulator.enqueue(endpoint, status=429, json={"error": "slow down"}, times=2)
-    answer = await call(make_client(max_retries=2), endpoint)
-    check_answer(answer, emulator)
-    assert answer.attempts == 3
-    assert statuses(emulator, endpoint) == [429, 429, 200]
-    measured("429,429,200", endpoint=endpoint, requests=len(emulator.requests))
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_429_every_time_is_a_rate_limit_error_after_exactly_3_requests(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
-) -> None:
-    emulator.enqueue(endpoint, status=429, json={"error": "slow down"}, times=None)
-    with pytest.raises(WebsimRateLimitError) as info:
-        await call(make_client(max_retries=2), endpoint)
-    assert info.value.status_code == 429
-    assert info.value.attempts == 3
-    assert "slow down" in info.value.body
-    assert statuses(emulator, endpoint) == [429, 429, 429]
-    measured("429 always", endpoint=endpoint, requests=len(emulator.requests))
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_retry_after_1_is_waited_for_before_the_second_request(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
-) -> None:
-    emulator.enqueue(endpoint, status=429, headers={"Retry-After": "1"})
-    # Backoff alone would retry after ~0.02 s: only the header can explain a 1 s gap.
-    answer = await call(make_client(retry_base_delay=0.01), endpoint)
-    check_answer(answer, emulator)
-    first, second = emulator.requests_for(endpoint)
+    caller = make(surface, **row.settings)
+    emulator.enqueue(surface.endpoint, **row.script)
+    answer = await caller.ask()
+    assert caller.statuses() == row.statuses
+    assert len(emulator.requests) == len(row.statuses)
+    # Every surface but the tool reports how many attempts the answer took.
+    assert answer.attempts == (None if surface.name == "tool" else len(row.statuses))
+    first, second = emulator.requests[:2]
     gap = second.time - first.time
-    assert gap >= 1.0
-    measured("Retry-After: 1", endpoint=endpoint, requests=2, gap_s=f"{gap:.3f}")
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_retry_after_past_the_cap_fails_at_once_with_retry_after(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
-) -> None:
-    emulator.enqueue(endpoint, status=429, headers={"Retry-After": "3600"}, times=None)
-    started = time.perf_counter()
-    with pytest.raises(WebsimRateLimitError) as info:
-        await call(make_client(max_retries=5, retry_max_delay=30), endpoint)
-    elapsed = time.perf_counter() - started
-    assert info.value.retry_after == 3600
-    assert info.value.attempts == 1
-    assert "retry after 3600 s" in str(info.value)
-    assert len(emulator.requests) == 1
-    measured("Retry-After: 3600", endpoint=endpoint, requests=1, elapsed_s=f"{elapsed:.3f}")
-
-
-# --------------------------------------------------------------------------- other statuses
-
-
-@pytest.mark.parametrize("status", [500, 502, 503, 504])
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_5xx_then_200_is_answered(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName, status: int
-) -> None:
-    emulator.enqueue(endpoint, status=status)
-    answer = await call(make_client(), endpoint)
-    check_answer(answer, emulator)
-    assert answer.attempts == 2
-    assert statuses(emulator, endpoint) == [status, 200]
-    measured(f"{status},200", endpoint=endpoint, requests=2)
-
-
-@pytest.mark.parametrize("status", [400, 404, 422])
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_4xx_is_an_api_error_with_status_and_body_after_1_request(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName, status: int
-) -> None:
-    detail = f"request refused ({status}): unknown field"
-    emulator.enqueue(endpoint, status=status, json={"error": detail})
-    with pytest.raises(WebsimAPIError) as info:
-        await call(make_client(max_retries=3), endpoint)
-    err = info.value
-    assert type(err) is WebsimAPIError
-    assert err.status_code == status
-    assert detail in err.body
-    assert f"HTTP {status}" in str(err) and detail in str(err)
-    assert len(emulator.requests) == 1
-    measured(f"{status}", endpoint=endpoint, requests=1)
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_403_challenge_page_is_blocked_after_1_request(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
-) -> None:
-    emulator.enqueue(endpoint, status=403, body=CHALLENGE, content_type="text/html")
-    with pytest.raises(WebsimBlockedError) as info:
-        await call(make_client(max_retries=3), endpoint)
-    assert info.value.status_code == 403
-    assert "Just a moment" in info.value.body
-    assert "bot-protection challenge" in str(info.value)
-    assert len(emulator.requests) == 1
-    measured("403 challenge", endpoint=endpoint, requests=1)
-
-
-# --------------------------------------------------------------------------- unusable 200s
-
-_UNUSABLE_BODIES = {
-    "text/html page": (
-        {"body": "<html><body>maintenance</body></html>", "content_type": "text/html"},
-        "HTML page",
-    ),
-    "invalid JSON": (
-        {"body": '{"content": "cut', "content_type": "application/json"},
-        "not valid JSON",
-    ),
-    "JSON array": ({"json": [{"content": "hi"}]}, "expected a JSON object, got an array"),
-}
-_UNUSABLE_CHAT = {
-    "content null": ({"json": {"content": None}}, "'content' is null"),
-    "content a number": ({"json": {"content": 42}}, "'content' is a number"),
-    "content white space": ({"json": {"content": " \n "}}, "'content' is empty"),
-}
+    assert gap >= row.min_gap
+    measured(row.id, surface=surface, requests=len(row.statuses), gap_s=f"{gap:.3f}")
 
 
 @pytest.mark.parametrize(
-    ("endpoint", "case"),
-    [(e, c) for e in ENDPOINTS for c in _UNUSABLE_BODIES] + [("chat", c) for c in _UNUSABLE_CHAT],
+    ("row", "surface"),
+    [(row, s) for row in REFUSED for s in surfaces_on(*row.endpoints)],
+    ids=lambda value: value.id if isinstance(value, Refused) else str(value),
 )
-async def test_unusable_200_is_a_response_error(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName, case: str
+async def test_fault_is_a_typed_error(
+    make: SurfaceFactory, emulator: WebsimEmulator, row: Refused, surface: Surface
 ) -> None:
-    script, problem = {**_UNUSABLE_BODIES, **_UNUSABLE_CHAT}[case]
-    emulator.enqueue(endpoint, **script)
-    with pytest.raises(WebsimResponseError) as info:
-        await call(make_client(max_retries=3), endpoint)
-    assert problem in str(info.value)
-    assert info.value.status_code == 200
-    assert info.value.attempts == 1
-    assert len(emulator.requests) == 1  # an answer that arrived is not asked for again
-    measured(f"200 {case}", endpoint=endpoint, requests=1)
-
-
-@pytest.mark.parametrize(
-    ("payload", "problem"),
-    [
-        ({"image": "https://cdn.example/x.png"}, "no 'url' field"),
-        ({"url": "/images/relative.png"}, "not an absolute http(s) URL"),
-        ({"url": "javascript:alert(document.cookie)"}, "not an absolute http(s) URL"),
-        ({"url": "data:image/png;base64,iVBORw0KGgo="}, "not an absolute http(s) URL"),
-    ],
-)
-async def test_image_200_without_a_usable_url_is_a_response_error(
-    emulator: WebsimEmulator, make_client: ClientFactory, payload: dict[str, str], problem: str
-) -> None:
-    emulator.enqueue("image", json=payload)
-    with pytest.raises(WebsimResponseError) as info:
-        await make_client(max_retries=3).agenerate_image("a cat")
-    assert problem in str(info.value)
-    assert info.value.endpoint == "image"
-    assert len(emulator.requests) == 1
-    measured(f"image {payload}", requests=1)
-
-
-# --------------------------------------------------------------------------- no answer
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_dropped_connection_then_200_is_answered(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
-) -> None:
-    emulator.enqueue(endpoint, drop=True)
-    answer = await call(make_client(), endpoint)
-    check_answer(answer, emulator)
-    assert answer.attempts == 2
-    assert statuses(emulator, endpoint) == [None, 200]
-    measured("dropped,200", endpoint=endpoint, requests=2)
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_slower_than_timeout_every_time_is_a_timeout_error_in_bounded_time(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
-) -> None:
-    emulator.enqueue(endpoint, delay=30, times=None)
-    client = make_client(timeout=0.3, max_retries=2, retry_base_delay=0.01)
-    started = time.perf_counter()
-    with pytest.raises(WebsimTimeoutError) as info:
-        await call(client, endpoint)
-    elapsed = time.perf_counter() - started
-    attempts = 1 + client.max_retries
-    bound = attempts * client.timeout + max_backoff(client) + 1.0
-    assert info.value.attempts == attempts
-    assert info.value.timeout == 0.3
-    assert elapsed <= bound
-    assert len(await emulator.wait_for_requests(attempts)) == attempts
-    measured(
-        "slower than timeout",
-        endpoint=endpoint,
-        requests=len(emulator.requests),
-        elapsed_s=f"{elapsed:.3f}",
-        bound_s=f"{bound:.2f}",
+    settings = dict(row.settings)
+    if row.script is None:
+        settings["base_url"] = f"http://127.0.0.1:{closed_port()}"
+    caller = make(surface, **settings)
+    script = row.script
+    failure = await caller.fail(
+        lambda: None if script is None else emulator.enqueue(surface.endpoint, **script)
     )
-
-
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_nothing_listening_is_a_connection_error(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
-) -> None:
-    client = make_client(base_url=f"http://127.0.0.1:{closed_port()}", max_retries=2)
-    started = time.perf_counter()
-    with pytest.raises(WebsimConnectionError) as info:
-        await call(client, endpoint)
-    elapsed = time.perf_counter() - started
-    assert type(info.value) is WebsimConnectionError
-    assert info.value.attempts == 3
-    assert "connection failed" in str(info.value)
-    assert emulator.requests == []
-    measured("nothing listening", endpoint=endpoint, attempts=3, elapsed_s=f"{elapsed:.3f}")
+    err = failure.error
+    assert type(err) is row.error, err
+    assert err.endpoint == surface.endpoint
+    assert {name: getattr(err, name) for name in row.fields} == row.fields
+    assert all(text in str(err) for text in row.says), str(err)
+    assert all(text in getattr(err, "body", "") for text in row.body), err
+    assert failure.statuses == row.statuses
+    if row.script is None:
+        assert emulator.requests == []
+    if row.within is not None:
+        assert failure.elapsed <= row.within
+    if surface.name == "tool":
+        assert failure.message is not None
+        if row.tool_message is not None:
+            assert failure.message == row.tool_message
+        assert all(text in failure.message for text in row.tool_says), failure.message
+    measured(
+        row.id, surface=surface, requests=len(failure.statuses), elapsed_s=f"{failure.elapsed:.3f}"
+    )
 
 
 # --------------------------------------------------------------------------- huge body
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@by_surface
 async def test_body_over_the_cap_is_refused_without_holding_it(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
+    make: SurfaceFactory, emulator: WebsimEmulator, surface: Surface
 ) -> None:
-    client = make_client()
-    check_answer(await call(client, endpoint), emulator)  # pool and session exist already
-    body_size = 50 * MiB
-    emulator.enqueue(endpoint, body_size=body_size)
+    caller = make(surface)
+    await caller.ask()  # the pool and the session exist already
     tracemalloc.start()
     try:
-        with pytest.raises(WebsimResponseError, match="exceeds the 10 MiB cap") as info:
-            await call(client, endpoint)
+        failure = await caller.fail(lambda: emulator.enqueue(surface.endpoint, body_size=50 * MiB))
         held, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     # The cap itself may be held while reading; the 50 MiB body never is, and the error
     # (alive here, with its traceback) does not keep what was read.
-    assert peak < 1.5 * _wire.MAX_BODY_BYTES
+    assert peak < 1.5 * BODY_CAP
     assert held < 2 * MiB
-    assert info.value.attempts == 1
-    assert len(info.value.body) <= _wire.EXCERPT_CHARS
-    assert len(emulator.requests) == 2
-    check_answer(await call(client, endpoint), emulator)
+    assert type(failure.error) is WebsimResponseError
+    assert "exceeds the 10 MiB cap" in str(failure.error)
+    assert failure.error.attempts == 1
+    assert len(failure.error.body) <= EXCERPT_CHARS
+    assert failure.statuses == [200]
+    if surface.name == "tool":
+        assert failure.message is not None and "exceeds the 10 MiB cap" in failure.message
+    await caller.ask("after")  # the same instance still answers
     measured(
-        "body 50 MiB",
-        endpoint=endpoint,
+        "body-50MiB",
+        surface=surface,
         requests=1,
         peak_MiB=f"{peak / MiB:.1f}",
         held_after_MiB=f"{held / MiB:.2f}",
@@ -346,56 +165,55 @@ async def test_body_over_the_cap_is_refused_without_holding_it(
 # --------------------------------------------------------------------------- the caller's side
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_cancelled_mid_request_propagates_and_the_client_still_works(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
+@by_surface
+async def test_cancelled_mid_request_propagates_and_the_instance_still_works(
+    make: SurfaceFactory, emulator: WebsimEmulator, surface: Surface
 ) -> None:
-    client = make_client()
-    emulator.enqueue(endpoint, delay=30)
-    task = asyncio.create_task(call(client, endpoint, "held"))
+    caller = make(surface)
+    emulator.enqueue(surface.endpoint, delay=30)
+    task = asyncio.create_task(caller.acall("held"))
     await emulator.wait_for_requests(1)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    check_answer(await call(client, endpoint, "next"), emulator, "next")
-    assert statuses(emulator, endpoint) == [200, 200]
-    measured("cancelled", endpoint=endpoint, requests=len(emulator.requests))
+    await caller.ask("next")
+    assert caller.statuses() == [200, 200]
+    assert len(emulator.requests) == 2
+    measured("cancelled", surface=surface, requests=2)
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@by_surface
 async def test_200_concurrent_calls_with_30_percent_429_are_all_answered(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
+    make: SurfaceFactory, emulator: WebsimEmulator, surface: Surface
 ) -> None:
     calls = 200
-    emulator.set_fault_rate(endpoint, 0.3, status=429, seed=2024)
-    client = make_client(max_retries=30, retry_base_delay=0.005, retry_max_delay=0.05)
-    answers = await asyncio.gather(*(call(client, endpoint, f"call {i}") for i in range(calls)))
-    for i, answer in enumerate(answers):
-        check_answer(answer, emulator, f"call {i}")
-    seen = statuses(emulator, endpoint)
+    emulator.set_fault_rate(surface.endpoint, 0.3, status=429, seed=2024)
+    caller = make(surface, max_retries=30, retry_base_delay=0.005, retry_max_delay=0.05)
+    texts = [f"call {i}" for i in range(calls)]
+    results = await asyncio.gather(*(caller.acall(text) for text in texts))
+    answers = [caller.answer(result, text) for result, text in zip(results, texts, strict=True)]
+    seen = caller.statuses()
     rate_limited = seen.count(429)
     assert seen.count(200) == calls
     assert rate_limited > 0
-    assert len(seen) == calls + rate_limited
-    assert sum(a.attempts for a in answers) == len(seen)
-    measured("200 concurrent", endpoint=endpoint, requests=len(seen), answered_429=rate_limited)
+    assert len(seen) == calls + rate_limited == len(emulator.requests)
+    if surface.name != "tool":  # the tool does not report attempts
+        assert sum(a.attempts or 0 for a in answers) == len(seen)
+    measured("200-concurrent", surface=surface, requests=len(seen), answered_429=rate_limited)
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@by_surface
 async def test_sync_calls_from_8_threads_while_the_main_loop_runs(
-    emulator: WebsimEmulator, make_client: ClientFactory, endpoint: EndpointName
+    make: SurfaceFactory, emulator: WebsimEmulator, surface: Surface
 ) -> None:
-    client = make_client()
+    caller = make(surface)
     barrier = threading.Barrier(8)
     results: dict[int, object] = {}
 
     def worker(i: int) -> None:
         barrier.wait()
         try:
-            if endpoint == "chat":
-                results[i] = client.chat([{"role": "user", "content": f"thread {i}"}])
-            else:
-                results[i] = client.generate_image(f"thread {i}")
+            results[i] = caller.call(f"thread {i}")
         except BaseException as exc:  # reported by the assertion below
             results[i] = exc
 
@@ -403,35 +221,35 @@ async def test_sync_calls_from_8_threads_while_the_main_loop_runs(
     for thread in threads:
         thread.start()
     # The main thread's loop stays live meanwhile: it makes a call of its own.
-    check_answer(await call(client, endpoint, "main loop"), emulator, "main loop")
+    await caller.ask("main loop")
     for thread in threads:
         await asyncio.to_thread(thread.join)
     for i in range(8):
-        answer = results[i]
-        assert isinstance(answer, WebsimChatResponse | WebsimImageResponse), answer
-        check_answer(answer, emulator, f"thread {i}")
+        assert not isinstance(results[i], BaseException), results[i]
+        caller.answer(results[i], f"thread {i}")
+    assert caller.statuses() == [200] * 9
     assert len(emulator.requests) == 9
-    measured("8 threads + loop", endpoint=endpoint, requests=9)
+    measured("8-threads-and-loop", surface=surface, requests=9)
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_one_client_in_two_asyncio_runs(emulator: WebsimEmulator, endpoint: EndpointName) -> None:
-    client = WebsimClient(emulator.base_url, retry_base_delay=0.01)
-    try:
-        first = asyncio.run(call(client, endpoint, "first run"))
-        second = asyncio.run(call(client, endpoint, "second run"))
-    finally:
-        client.close()
-    check_answer(first, emulator, "first run")
-    check_answer(second, emulator, "second run")
-    assert statuses(emulator, endpoint) == [200, 200]
+@by_surface
+def test_one_instance_in_two_asyncio_runs(
+    make: SurfaceFactory, emulator: WebsimEmulator, surface: Surface
+) -> None:
+    caller = make(surface)
+    first = asyncio.run(caller.acall("first run"))
+    second = asyncio.run(caller.acall("second run"))
+    caller.answer(first, "first run")
+    caller.answer(second, "second run")
+    assert caller.statuses() == [200, 200]
+    assert len(emulator.requests) == 2
     gc.collect()  # an unclosed session of the first loop would warn here (an error in pytest)
-    measured("two asyncio.run", endpoint=endpoint, requests=2)
+    measured("two-asyncio-runs", surface=surface, requests=2)
 
 
 _SCRIPT = """
 import asyncio
-from langchain_websim import WebsimClient
+from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool
 
 client = WebsimClient(retry_base_delay=0.01)
 print(client.chat([{"role": "user", "content": "sync"}]).text)
@@ -440,6 +258,14 @@ print(client.generate_image("a cat").url)
 other = WebsimClient(retry_base_delay=0.01)
 print(asyncio.run(other.agenerate_image("a dog")).url)
 print(other.chat([{"role": "user", "content": "after asyncio.run"}]).text)
+chat = ChatWebsim(retry_base_delay=0.01)
+print(chat.invoke("sync").content)
+print(asyncio.run(chat.ainvoke("async")).content)
+flux = ChatWebsim(model="flux")
+print(flux.invoke("a cat").response_metadata["image_url"])
+tool = WebsimImageTool()
+print(tool.invoke({"prompt": "a dog"}))
+print(asyncio.run(tool.ainvoke({"prompt": "a fox"})))
 """
 
 
@@ -448,11 +274,17 @@ def test_a_script_that_never_closes_exits_cleanly(emulator: WebsimEmulator) -> N
     assert proc.stderr == ""
     assert proc.returncode == 0
     lines = proc.stdout.splitlines()
-    assert lines[0] == "Echo: sync" and lines[1] == "Echo: async"
-    assert lines[4] == "Echo: after asyncio.run"
-    assert all(url.startswith(emulator.base_url + "/images/") for url in (lines[2], lines[3]))
-    assert len(emulator.requests) == 5
-    measured("script without close", exit=proc.returncode, stderr=repr(proc.stderr), requests=5)
+    assert len(lines) == 10
+    client_texts, model_texts = lines[:2] + lines[4:5], lines[5:7]
+    assert client_texts == ["Echo: sync", "Echo: async", "Echo: after asyncio.run"]
+    assert model_texts == ["Echo: sync", "Echo: async"]
+    urls = lines[2:4] + lines[7:]
+    assert all(url.startswith(emulator.base_url + "/images/") for url in urls), urls
+    endpoints = [r.endpoint for r in emulator.requests]
+    assert (
+        endpoints == ["chat", "chat", "image", "image", "chat"] + ["chat", "chat"] + ["image"] * 3
+    )
+    measured("script-without-close", exit=proc.returncode, stderr=repr(proc.stderr), requests=10)
 
 
 # --------------------------------------------------------------------------- the docs page
@@ -460,26 +292,23 @@ def test_a_script_that_never_closes_exits_cleanly(emulator: WebsimEmulator) -> N
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 
 
-def test_docs_table_names_every_row_test_and_its_code_runs(
+def test_docs_table_names_every_row_and_its_code_runs(
     emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.integration_tests import test_fault_matrix_public as public
-
     text = DOC.read_text(encoding="utf-8")
     table = text.split("## The fault matrix", 1)[1].split("### Running the matrix", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(rows) == 1 + 18  # the header and the issue's 18 rows
-    named = set(re.findall(r"`(test_\w+)`", table))
-    defined = {
-        name
-        for module in (sys.modules[__name__], public)
-        for name in vars(module)
-        if name.startswith("test_")
+    named = set(re.findall(r"`(test_\w+)(?:\[([\w-]+)\])?`", table))
+    tests = {name for name in vars(sys.modules[__name__]) if name.startswith("test_")}
+    # Every test is named on the page, each table-driven one with every row it runs...
+    assert {name for name, _ in named} == tests - {
+        "test_docs_table_names_every_row_and_its_code_runs"
     }
-    assert named <= defined  # every test the page names exists...
-    assert defined - named == {
-        "test_docs_table_names_every_row_test_and_its_code_runs"
-    }  # ...and vice versa
+    assert {(name, row) for name, row in named if row} == {
+        *(("test_fault_is_answered", row.id) for row in ANSWERED),
+        *(("test_fault_is_a_typed_error", row.id) for row in REFUSED),
+    }  # ...and the page names nothing else
     blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
     assert len(blocks) == 2
     monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
@@ -491,7 +320,7 @@ def test_docs_table_names_every_row_test_and_its_code_runs(
             exec(compile(block, f"{DOC.name} python block {number}", "exec"), namespace)
     finally:
         llm = namespace.get("llm")
-        if llm is not None and llm._shared_client is not None:
-            llm._shared_client.close()
+        if llm is not None:  # the second block's model, on the process-wide client
+            shared_client_of(llm).close()
     out = capsys.readouterr().out.splitlines()
     assert out == ["Echo: Say hello", "rate limited after 1 attempt(s); next try in 3600 s"]
