@@ -197,8 +197,9 @@ REFUSED = [
         statuses=[],
         fields={"attempts": 3},
         settings={"max_retries": 2},
-        says=("connection failed",),
+        says=("connection failed: 127.0.0.1:{port} refused the connection",),
         tool_message=TOOL_FAILED
-        + "could not reach the image service after 3 attempts; try again later.",
+        + "could not reach the image service after 3 attempts (127.0.0.1:{port} refused the "
+        "connection (nothing accepts connections there)); try again later.",
     ),
 ]

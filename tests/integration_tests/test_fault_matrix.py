@@ -98,8 +98,9 @@ async def test_fault_is_a_typed_error(
     make: SurfaceFactory, emulator: WebsimEmulator, row: Refused, surface: Surface
 ) -> None:
     settings = dict(row.settings)
+    port = closed_port()
     if row.script is None:
-        settings["base_url"] = f"http://127.0.0.1:{closed_port()}"
+        settings["base_url"] = f"http://127.0.0.1:{port}"
     caller = make(surface, **settings)
     script = row.script
     failure = await caller.fail(
@@ -109,7 +110,7 @@ async def test_fault_is_a_typed_error(
     assert type(err) is row.error, err
     assert err.endpoint == surface.endpoint
     assert {name: getattr(err, name) for name in row.fields} == row.fields
-    assert all(text in str(err) for text in row.says), str(err)
+    assert all(text.format(port=port) in str(err) for text in row.says), str(err)
     assert all(text in getattr(err, "body", "") for text in row.body), err
     assert failure.statuses == row.statuses
     if row.script is None:
@@ -119,7 +120,7 @@ async def test_fault_is_a_typed_error(
     if surface.name == "tool":
         assert failure.message is not None
         if row.tool_message is not None:
-            assert failure.message == row.tool_message
+            assert failure.message == row.tool_message.format(port=port)
         assert all(text in failure.message for text in row.tool_says), failure.message
     measured(
         row.id, surface=surface, requests=len(failure.statuses), elapsed_s=f"{failure.elapsed:.3f}"
