@@ -17,6 +17,7 @@ from typing import Any
 
 from langchain_core.messages import (
     AIMessage,
+    AIMessageChunk,
     BaseMessage,
     ChatMessage,
     HumanMessage,
@@ -24,17 +25,20 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.content import create_image_block, create_text_block
+from langchain_core.outputs import ChatGenerationChunk
 
 from langchain_websim._prompt import render_tool_calls, render_tool_result
 from langchain_websim._requests import validate_prompt
 from langchain_websim._wire import CHAT_ROLES
 
 __all__ = [
+    "answer_metadata",
     "apply_stop",
     "convert_message",
     "convert_messages",
     "image_content",
     "image_prompt",
+    "only_chunk",
     "validate_stop",
 ]
 
@@ -203,3 +207,28 @@ def _wire_text(content: Any) -> str:
         return ""
     texts = [part.get("text") for part in content if part.get("type") == "text"]
     return "\n".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
+
+
+def answer_metadata(model: str, project_id: str, attempts: int) -> dict[str, Any]:
+    """What every answer carries (Websim reports no token counts or stop reasons)."""
+    return {
+        "model_name": model,
+        "model_provider": "websim",
+        "project_id": project_id,
+        "finish_reason": "stop",
+        "attempts": attempts,
+    }
+
+
+def only_chunk(message: AIMessage) -> ChatGenerationChunk:
+    # Websim answers in one piece, so the only chunk is also the last one.  Given the
+    # parsed calls, the chunk derives its tool_call_chunks from them and keeps each
+    # invalid call's error.
+    chunk = AIMessageChunk(
+        content=message.content,
+        response_metadata=message.response_metadata,
+        tool_calls=message.tool_calls,
+        invalid_tool_calls=message.invalid_tool_calls,
+        chunk_position="last",
+    )
+    return ChatGenerationChunk(message=chunk)

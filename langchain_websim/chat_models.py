@@ -14,17 +14,19 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
 from langchain_websim import _wire
 from langchain_websim._client_owner import ClientOwner
 from langchain_websim._messages import (
+    answer_metadata,
     apply_stop,
     convert_messages,
     image_content,
     image_prompt,
+    only_chunk,
     validate_stop,
 )
 from langchain_websim._requests import (
@@ -49,7 +51,6 @@ IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
 # Per-call keyword arguments ChatWebsim understands; anything else is a caller mistake.
 TOOL_KWARGS = frozenset({"tools", "tool_choice", "response_format"})
 _CALL_KWARGS = frozenset({"model", "prompt", "aspect_ratio", "project_id", "stream", *TOOL_KWARGS})
-_METHODS = ("json_schema", "function_calling", "json_mode")
 # LangChain's standard parameters that Websim has no equivalent for.
 _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 
@@ -57,42 +58,29 @@ _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 class ChatWebsim(ClientOwner, BaseChatModel):
     """Websim chat model (and ``flux`` image generation through the chat interface).
 
-    Setup:
-        ``pip install langchain-websim``.  Websim needs no API key.  Set ``WEBSIM_BASE_URL``
-        (or pass ``base_url``) to talk to another host, e.g. a local emulator.
+    Setup: ``pip install langchain-websim``; no API key.  ``WEBSIM_BASE_URL`` (or
+    ``base_url``) points it at another host, e.g. the bundled emulator.
 
-    Model names:
-        Websim does not let the caller pick the chat model: the service chooses it, and the
-        model name is never sent.  The name only routes the call: one of ``IMAGE_MODELS``
-        (``"flux"``) generates an image, anything else, including names not in
-        ``CHAT_MODELS``, is a chat completion.  A per-call ``model=`` overrides the field.
+    Model names only route a call: Websim picks the chat model itself and the name is never
+    sent.  ``"flux"`` (``IMAGE_MODELS``) generates an image, any other name is a chat
+    completion; a per-call ``model=`` overrides the field.
 
     Key init args:
         model: ``"gemini-1.5-pro"`` by default (alias ``model_name``).
-        base_url, timeout, max_retries, retry_base_delay, retry_max_delay, proxy: as for
-            ``WebsimClient``; instances with the same settings share one process-wide
-            client (``WebsimClient.shared``) and so one connection pool.
-        client: an explicit ``WebsimClient`` to use instead; the connection fields then
-            mirror its settings.  A pickled copy gets the process-wide client for the same
-            configuration.  ``dumpd`` leaves the client out, so a loaded copy uses the
-            shared client for the mirrored fields (custom headers and pool size are not in
-            the serialized form).
+        base_url, timeout, max_retries, retry_base_delay, retry_max_delay, proxy, headers,
+            max_connections, ca_bundle, ssl_context: the connection settings, as for
+            ``WebsimClient``; instances with the same settings share one process-wide client.
+        client: an explicit ``WebsimClient``; the connection fields then mirror its settings.
         project_id: a fixed Websim project id; by default every request gets a fresh one.
-        stop: stop sequences.  Websim has no stop parameter: the answer is cut before the
-            first stop sequence on our side.  They apply to chat answers only.
-        aspect_ratio: image aspect ratio for image models, ``"1:1"`` by default.
-        streaming: route ``invoke`` through the streaming path (not with tools bound).
-            Websim does not stream, so a stream is always one chunk: the whole answer.
+        stop: stop sequences, applied to chat answers on our side (Websim has none).
+        aspect_ratio: for image models, ``"1:1"`` by default.
+        streaming: route ``invoke`` through the (single-chunk) streaming path.
         tool_call_retries: re-asks when a tool call is required and the reply made none.
-        json_mode: send Websim's ``"json": true`` flag (unconfirmed by the service).
+        json_mode: send Websim's ``"json": true`` flag.
 
-    Tool calling and structured output:
-        Websim has no native tool calling: ``bind_tools`` describes the tools in a system
-        instruction and parses the calls out of the reply text (see ``docs/chat.md``);
-        ``with_structured_output`` asks for JSON and validates it.
-
-    ``temperature``, ``max_tokens`` and ``api_key`` are accepted for compatibility with
-    generic LangChain code and ignored with a warning: Websim has no such settings.
+    ``bind_tools`` and ``with_structured_output`` work through the prompt (Websim has no
+    native tools); ``temperature``, ``max_tokens`` and ``api_key`` are ignored with a
+    warning.  See docs/chat.md.
 
     Invoke:
         ```python
@@ -100,18 +88,12 @@ class ChatWebsim(ClientOwner, BaseChatModel):
 
         llm = ChatWebsim()
         llm.invoke([("system", "Answer briefly."), ("human", "What is 2 + 2?")])
+        ChatWebsim(model="flux").invoke("a lighthouse", aspect_ratio="16:9")
         ```
 
-    Image generation:
-        ```python
-        msg = ChatWebsim(model="flux").invoke("a lighthouse at dusk", aspect_ratio="16:9")
-        msg.response_metadata["image_url"]
-        ```
-
-    Response metadata:
-        ``model_name`` (the routed model), ``model_provider``, ``project_id``,
-        ``finish_reason``, ``attempts`` and, for images, ``image_url`` and
-        ``aspect_ratio``.  ``usage_metadata`` is never set: Websim reports no token counts.
+    Response metadata: ``model_name``, ``model_provider``, ``project_id``,
+    ``finish_reason``, ``attempts`` and, for images, ``image_url`` and ``aspect_ratio``.
+    ``usage_metadata`` is never set: Websim reports no token counts.
     """
 
     CHAT_MODELS: ClassVar[tuple[str, ...]] = CHAT_MODELS
@@ -257,18 +239,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
 
         from langchain_websim import _parsers
 
-        if method not in _METHODS:
-            raise ValueError(
-                f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}"
-            )
-        if strict is not None and method == "json_mode":
-            raise ValueError(
-                "strict applies to method='json_schema' or 'function_calling', not json_mode"
-            )
-        if schema is None and method != "json_mode":
-            raise ValueError(
-                f"method={method!r} needs a schema; only method='json_mode' works without one"
-            )
+        _parsers.check_structured_output_args(schema, method, strict)
         options = (
             {"method": method} if method == "json_mode" else {"method": method, "strict": strict}
         )
@@ -328,7 +299,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
             return await self._achat_with_tools(model, wire, project_id, stop, kwargs)
         request = ChatRequest(wire, project_id, self.json_mode)
         answer = await self._websim_client().asend(request)
-        metadata = _metadata(model, answer.project_id, answer.attempts)
+        metadata = answer_metadata(model, answer.project_id, answer.attempts)
         return AIMessage(content=apply_stop(answer.text, stop), response_metadata=metadata)
 
     async def _agenerate_image(
@@ -337,7 +308,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         prompt = image_prompt(wire, kwargs.get("prompt"))
         ratio = kwargs.get("aspect_ratio", self.aspect_ratio)
         image = await self._websim_client().asend(ImageRequest(prompt, ratio, project_id))
-        metadata = _metadata(model, image.project_id, image.attempts)
+        metadata = answer_metadata(model, image.project_id, image.attempts)
         metadata.update(image_url=image.url, aspect_ratio=image.aspect_ratio)
         return AIMessage(content=image_content(image.url), response_metadata=metadata)
 
@@ -372,7 +343,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
             answer = await client.asend(ChatRequest(wire, answer.project_id, self.json_mode))
             attempts += answer.attempts
             parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
-        metadata = _metadata(model, answer.project_id, attempts)
+        metadata = answer_metadata(model, answer.project_id, attempts)
         metadata["tool_call_reasks"] = reasks
         return AIMessage(
             content=parsed.content,
@@ -409,7 +380,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         message = self._websim_client().run_sync(self._acall(messages, stop, kwargs))
-        chunk = _only_chunk(message)
+        chunk = only_chunk(message)
         if run_manager is not None:
             run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
@@ -421,32 +392,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        chunk = _only_chunk(await self._acall(messages, stop, kwargs))
+        chunk = only_chunk(await self._acall(messages, stop, kwargs))
         if run_manager is not None:
             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
-
-
-def _metadata(model: str, project_id: str, attempts: int) -> dict[str, Any]:
-    """What every answer carries (Websim reports no token counts or stop reasons)."""
-    return {
-        "model_name": model,
-        "model_provider": "websim",
-        "project_id": project_id,
-        "finish_reason": "stop",
-        "attempts": attempts,
-    }
-
-
-def _only_chunk(message: AIMessage) -> ChatGenerationChunk:
-    # Websim answers in one piece, so the only chunk is also the last one.  Given the
-    # parsed calls, the chunk derives its tool_call_chunks from them and keeps each
-    # invalid call's error.
-    chunk = AIMessageChunk(
-        content=message.content,
-        response_metadata=message.response_metadata,
-        tool_calls=message.tool_calls,
-        invalid_tool_calls=message.invalid_tool_calls,
-        chunk_position="last",
-    )
-    return ChatGenerationChunk(message=chunk)
