@@ -190,80 +190,60 @@ def looks_like_challenge(content_type: str, body: bytes, headers: Mapping[str, s
     return any(marker in lowered for marker in _CHALLENGE_MARKERS)
 
 
-def _parse_object(
-    endpoint: Endpoint, status: int, url: str, content_type: str, body: bytes
-) -> dict[str, Any]:
-    def fail(problem: str) -> WebsimResponseError:
-        return WebsimResponseError(
-            problem,
-            endpoint=endpoint.name,
-            url=url,
-            status_code=status,
-            content_type=content_type,
-            body=excerpt(body),
-        )
+def _response_error(
+    endpoint: Endpoint, status: int, url: str, content_type: str, body: bytes, problem: str
+) -> WebsimResponseError:
+    return WebsimResponseError(
+        problem,
+        endpoint=endpoint.name,
+        url=url,
+        status_code=status,
+        content_type=content_type,
+        body=excerpt(body),
+    )
 
+
+def _parse_field(
+    endpoint: Endpoint, field: str, status: int, url: str, content_type: str, body: bytes
+) -> str:
+    """The string ``field`` of the JSON object in ``body``, stripped."""
+    problem: str | None = None
     if looks_like_html(content_type, body):
-        raise fail("the service answered with an HTML page instead of JSON")
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise fail("the body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise fail(f"expected a JSON object, got {_json_type(data)}")
-    return data
+        problem = "the service answered with an HTML page instead of JSON"
+    else:
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            data, problem = None, "the body is not valid JSON"
+    if problem is None and not isinstance(data, dict):
+        problem = f"expected a JSON object, got {_json_type(data)}"
+    if problem is None:
+        value = data.get(field)
+        if isinstance(value, str):
+            return value.strip()
+        if field not in data:
+            problem = f"the JSON object has no {field!r} field"
+        else:
+            problem = f"{field!r} is {_json_type(value)}, expected a string"
+    raise _response_error(endpoint, status, url, content_type, body, problem)
 
 
 def parse_chat_response(status: int, url: str, content_type: str, body: bytes) -> str:
-    data = _parse_object(CHAT, status, url, content_type, body)
-    content = data.get("content")
-    problem: str | None = None
-    if not isinstance(content, str):
-        problem = (
-            "the JSON object has no 'content' field"
-            if "content" not in data
-            else f"'content' is {_json_type(content)}, expected a string"
-        )
-    elif not content.strip():
+    content = _parse_field(CHAT, "content", status, url, content_type, body)
+    if not content:
         # An empty answer passed on as "" reads as a reply in an agent loop; the caller
         # must see that the service said nothing.
         problem = "'content' is empty (or only white space): the service returned no answer"
-    if problem is not None:
-        raise WebsimResponseError(
-            problem,
-            endpoint="chat",
-            url=url,
-            status_code=status,
-            content_type=content_type,
-            body=excerpt(body),
-        )
-    assert isinstance(content, str)
-    return content.strip()
+        raise _response_error(CHAT, status, url, content_type, body, problem)
+    return content
 
 
 def parse_image_response(status: int, url: str, content_type: str, body: bytes) -> str:
-    data = _parse_object(IMAGE, status, url, content_type, body)
-    image_url = data.get("url")
-    problem: str | None = None
-    if not isinstance(image_url, str):
-        problem = (
-            "the JSON object has no 'url' field"
-            if "url" not in data
-            else f"'url' is {_json_type(image_url)}, expected a string"
-        )
-    elif not is_absolute_http_url(image_url.strip()):
+    image_url = _parse_field(IMAGE, "url", status, url, content_type, body)
+    if not is_absolute_http_url(image_url):
         problem = f"'url' is not an absolute http(s) URL: {excerpt(image_url, 80)!r}"
-    if problem is not None:
-        raise WebsimResponseError(
-            problem,
-            endpoint="image",
-            url=url,
-            status_code=status,
-            content_type=content_type,
-            body=excerpt(body),
-        )
-    assert isinstance(image_url, str)
-    return image_url.strip()
+        raise _response_error(IMAGE, status, url, content_type, body, problem)
+    return image_url
 
 
 def is_absolute_http_url(value: str) -> bool:
@@ -277,22 +257,24 @@ def is_absolute_http_url(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
+# bool before int: True is an int to Python, a boolean to JSON.
+_JSON_TYPES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
 def json_type(value: Any) -> str:
     """The JSON Schema type name of a decoded JSON value ("integer" for whole numbers)."""
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
+    for kind, name in _JSON_TYPES:
+        if isinstance(value, kind):
+            return name
     return type(value).__name__
 
 

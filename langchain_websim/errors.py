@@ -60,29 +60,28 @@ def _rebuild(cls: type[WebsimError], message: str) -> WebsimError:
     return err
 
 
-def _describe(
-    problem: str,
-    *,
-    endpoint: str | None,
-    status_code: int | None,
-    content_type: str | None,
-    body: str | None,
-    attempts: int,
-) -> str:
-    where = f"Websim {endpoint or 'request'}"
+def _described(problem: str, fields: dict[str, Any]) -> str:
+    """``Websim <endpoint>: <problem> (HTTP <status>, <type>, after N attempts); body: ...``"""
+    where = f"Websim {fields.get('endpoint') or 'request'}"
     bits = []
-    if status_code is not None:
-        bits.append(f"HTTP {status_code}")
-    if content_type:
-        bits.append(content_type)
-    if attempts > 1:
-        bits.append(f"after {attempts} attempts")
+    if fields.get("status_code") is not None:
+        bits.append(f"HTTP {fields['status_code']}")
+    if fields.get("content_type"):
+        bits.append(str(fields["content_type"]))
+    if fields.get("attempts", 1) > 1:
+        bits.append(f"after {fields['attempts']} attempts")
     head = f"{where}: {problem}" + (f" ({', '.join(bits)})" if bits else "")
+    body = fields.get("body")
     return f"{head}; body: {body!r}" if body else head
 
 
 class WebsimAPIError(WebsimError):
     """The service answered with a non-2xx status that was not (or no longer) retried."""
+
+    status_code: int
+    content_type: str | None
+    body: str
+    problem: str
 
     def __init__(
         self,
@@ -96,16 +95,7 @@ class WebsimAPIError(WebsimError):
         attempts: int = 1,
         **extra: Any,
     ) -> None:
-        message = _describe(
-            problem,
-            endpoint=endpoint,
-            status_code=status_code,
-            content_type=content_type,
-            body=body,
-            attempts=attempts,
-        )
-        super().__init__(
-            message,
+        fields = dict(
             status_code=status_code,
             url=url,
             endpoint=endpoint,
@@ -114,9 +104,7 @@ class WebsimAPIError(WebsimError):
             attempts=attempts,
             **extra,
         )
-        self.status_code = status_code
-        self.content_type = content_type
-        self.body = body
+        super().__init__(_described(problem, fields), problem=problem, **fields)
 
 
 class WebsimRateLimitError(WebsimAPIError):
@@ -139,6 +127,9 @@ class WebsimConnectionError(WebsimError):
     the underlying aiohttp/OS exception is ``__cause__``.
     """
 
+    problem: str
+    reason: str
+
     def __init__(
         self,
         problem: str,
@@ -149,17 +140,8 @@ class WebsimConnectionError(WebsimError):
         reason: str = "failed",
         **extra: Any,
     ) -> None:
-        message = _describe(
-            problem,
-            endpoint=endpoint,
-            status_code=None,
-            content_type=None,
-            body=None,
-            attempts=attempts,
-        )
-        super().__init__(message, url=url, endpoint=endpoint, attempts=attempts, **extra)
-        self.problem = problem
-        self.reason = reason
+        fields = dict(url=url, endpoint=endpoint, attempts=attempts, reason=reason, **extra)
+        super().__init__(_described(problem, fields), problem=problem, **fields)
 
 
 class WebsimTimeoutError(WebsimConnectionError):
@@ -171,37 +153,17 @@ class WebsimTimeoutError(WebsimConnectionError):
 
 
 class WebsimResponseError(WebsimError):
-    """A 2xx answer that cannot be used: not JSON, HTML, wrong shape, too large."""
+    """A 2xx answer that cannot be used: not JSON, HTML, wrong shape, too large.
 
-    def __init__(
-        self,
-        problem: str,
-        *,
-        url: str,
-        endpoint: str | None = None,
-        status_code: int | None = None,
-        content_type: str | None = None,
-        body: str = "",
-        attempts: int = 1,
-    ) -> None:
-        message = _describe(
-            problem,
-            endpoint=endpoint,
-            status_code=status_code,
-            content_type=content_type,
-            body=body,
-            attempts=attempts,
-        )
-        super().__init__(
-            message,
-            url=url,
-            endpoint=endpoint,
-            status_code=status_code,
-            content_type=content_type,
-            body=body,
-            attempts=attempts,
-        )
-        self.problem = problem
-        self.status_code = status_code
-        self.content_type = content_type
-        self.body = body
+    Carries ``problem``, ``status_code``, ``content_type`` and ``body`` (an excerpt) like
+    ``WebsimAPIError``.
+    """
+
+    status_code: int | None
+    content_type: str | None
+    body: str
+    problem: str
+
+    def __init__(self, problem: str, *, url: str, **fields: Any) -> None:
+        fields = {"status_code": None, "content_type": None, "body": "", **fields, "url": url}
+        super().__init__(_described(problem, fields), problem=problem, **fields)
