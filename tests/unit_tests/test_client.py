@@ -15,8 +15,14 @@ from aioresponses import aioresponses
 from aioresponses.core import RequestCall
 from yarl import URL
 
-from langchain_websim import _client, _requests, _wire
-from langchain_websim._client import WebsimChatResponse, WebsimClient, WebsimImageResponse
+from langchain_websim import (
+    WebsimChatResponse,
+    WebsimClient,
+    WebsimImageResponse,
+    _client,
+    _requests,
+    _wire,
+)
 from langchain_websim._transport import redact_text, redact_url
 from langchain_websim.errors import WebsimResponseError
 

@@ -19,8 +19,7 @@ from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import aioresponses
 from yarl import URL
 
-from langchain_websim import _client, _retry
-from langchain_websim._client import WebsimClient
+from langchain_websim import WebsimClient, _client, _retry
 from langchain_websim._retry import (
     RetryPolicy,
     _calculate_retry_timeout,
