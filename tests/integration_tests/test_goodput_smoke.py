@@ -133,3 +133,13 @@ def test_unknown_names_are_refused_before_anything_runs(
     with pytest.raises(SystemExit):
         bench.parse_args(["--timeout", "0"])
     assert "--timeout must be" in capsys.readouterr().err
+
+
+def test_performance_page_documents_the_goodput_benchmark() -> None:
+    page = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    section = page.split("## Goodput under Websim's rate limit", 1)[1]
+    assert "python benchmarks/goodput.py" in section
+    for scenario in ("S1", "S2", "S3", "S4", "S5"):
+        assert re.search(rf"^\*\*{scenario}\*\*: ", section, re.M), scenario
+    for label in LABELS:
+        assert section.count(f"| {label} |") >= 5, label  # a row in every scenario's table
