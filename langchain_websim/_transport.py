@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,7 @@ from langchain_websim.errors import (
 )
 
 _READ_CHUNK = 64 * 1024
+_LARGE_BODY = 1024 * 1024
 
 Answer = tuple[int, str, Mapping[str, str], bytes]
 """status, content type, response headers, body."""
@@ -56,8 +58,11 @@ async def post(
     body: bytes,
     proxy: str | None,
 ) -> Answer:
+    # aiohttp warns (ResourceWarning) about bytes bodies over 1 MiB, which chat bodies with
+    # images reach; a fresh BytesIO per attempt is sent the same, in chunks.
+    data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY else body
     async with session.post(
-        url, data=body, headers=headers, proxy=proxy, allow_redirects=False
+        url, data=data, headers=headers, proxy=proxy, allow_redirects=False
     ) as resp:
         raw = await _read_capped(resp, endpoint, url)
         return resp.status, resp.headers.get("content-type", ""), resp.headers, raw
