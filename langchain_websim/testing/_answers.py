@@ -40,9 +40,10 @@ _FORMATS = {
 
 def echo_answer(messages: Any) -> str:
     """``Echo: <last user text>``, with ``[n image(s)]`` when images came with it."""
-    images = user_images(messages)
-    count = f"[{images} image{'s' if images != 1 else ''}]" if images else ""
-    return " ".join(piece for piece in ("Echo:", user_text(messages), count) if piece)
+    text, images = user_text(messages), user_images(messages)
+    if not images:
+        return f"Echo: {text}"
+    return f"Echo: {text}{' ' if text else ''}[{images} image{'s' if images != 1 else ''}]"
 
 
 def json_answer(messages: Any) -> str:

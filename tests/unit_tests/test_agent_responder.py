@@ -14,6 +14,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_websim._parsers import parse_reply
 from langchain_websim._prompt import format_instruction, render_tool_result, tool_instruction
 from langchain_websim.testing import agent_responder
+from langchain_websim.testing._answers import json_answer, placeholder
 from langchain_websim.tools import WebsimImageTool
 
 
@@ -89,6 +90,22 @@ def test_in_json_mode_the_fallback_follows_the_instruction_with_json() -> None:
     plain = [{"role": "user", "content": [{"type": "text", "text": "hi"}, IMAGE_PART]}]
     assert json.loads(agent_responder(plain, {"json": True})) == {"echo": "hi", "images": 1}
     assert agent_responder(plain, {}) == "Echo: hi [1 image]"
+
+
+def test_json_answers_cope_with_any_tool_and_unreadable_schemas() -> None:
+    any_tool = [
+        {"role": "system", "content": tool_instruction([ADD_TOOL, WEATHER_TOOL], "any")},
+        {"role": "user", "content": "do something"},
+    ]
+    call = json.loads(json_answer(any_tool))["tool_calls"][0]
+    assert call == {"name": "add", "arguments": {"a": 0, "b": 0}}  # the first tool
+    broken = [{"role": "system", "content": "JSON schema: {not json"}, {"role": "user"}]
+    assert json.loads(json_answer(broken)) == {}  # an object, whatever the instruction
+    assert json.loads(json_answer("not a conversation")) == {"echo": ""}
+    assert placeholder({"const": 3}) == 3
+    assert placeholder({"anyOf": [{"type": "boolean"}, {"type": "null"}]}) is False
+    assert placeholder({"type": ["null", "string"]}) is None
+    assert placeholder(True) is None
 
 
 PET_SCHEMA = {

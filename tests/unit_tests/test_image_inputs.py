@@ -310,6 +310,24 @@ async def test_base64_without_a_mime_type_is_refused_before_sending(
     assert sent(http) == []
 
 
+def test_malformed_image_blocks_name_their_position() -> None:
+    cases = [
+        ({"type": "image"}, "needs 'url', or 'base64' with 'mime_type'"),
+        ({"type": "image", "url": 42}, "must be a string, got int"),
+        ({"type": "image", "data": B64, "mime_type": "image/png"}, "Unsupported source type"),
+    ]
+    for block, needle in cases:
+        with pytest.raises(ValueError, match=needle) as info:
+            convert_messages([HumanMessage([ASK, block])])
+        assert str(info.value).startswith("message 0 (HumanMessage) has an image at position 1")
+
+
+def test_far_too_large_data_is_refused_without_decoding() -> None:
+    data = "A" * (LIMIT * 2)  # refused on its length alone
+    problem = _requests.image_url_problem("data:image/png;base64," + data)
+    assert problem is not None and "this one is more than that" in problem
+
+
 # --------------------------------------------------------------------------- WebsimClient
 
 
