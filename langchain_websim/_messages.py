@@ -1,12 +1,14 @@
 """LangChain messages to Websim wire messages, and Websim answers back to message content.
 
-Websim takes ``{"role", "content"}`` pairs with roles ``system``, ``user`` and ``assistant``
-and plain-text content.  Tool calls and tool results have no wire form, so they are
-rendered as text through the prompt protocol (``_prompt``): an AI message's calls
-become the JSON envelope the model is asked to write, a ``ToolMessage`` a user turn naming
-the tool and call id.  This happens whether or not tools are bound, because agents replay
-their whole history.  Anything else the service cannot take (other roles, images, audio,
-files) is refused with the message index and what was found, rather than dropped: a
+Websim takes ``{"role", "content"}`` pairs with roles ``system``, ``user`` and ``assistant``;
+content is a string, or OpenAI-style parts (``text`` and ``image_url``) when a user turn
+carries images.  Tool calls and tool results have no wire form, so they are rendered as text
+through the prompt protocol (``_prompt``): an AI message's calls become the JSON envelope the
+model is asked to write, a ``ToolMessage`` a user turn naming the tool and call id (followed
+by the images the tool returned).  This happens whether or not tools are bound, because
+agents replay their whole history.  Anything else the service cannot take (other roles,
+audio, video, files, images outside user turns, malformed or oversized images) is refused
+with the message index, the block position and what was found, rather than dropped: a
 silently shortened conversation gives confidently wrong answers.
 """
 
@@ -28,7 +30,7 @@ from langchain_core.messages.content import create_image_block, create_text_bloc
 from langchain_core.outputs import ChatGenerationChunk
 
 from langchain_websim._prompt import render_tool_calls, render_tool_result
-from langchain_websim._requests import validate_prompt
+from langchain_websim._requests import IMAGE_MIME_TYPES, image_url_problem, validate_prompt
 from langchain_websim._wire import CHAT_ROLES
 
 __all__ = [
@@ -42,8 +44,10 @@ __all__ = [
     "validate_stop",
 ]
 
+Content = str | list[dict[str, Any]]
 
-def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+
+def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     """Map a conversation to wire messages; the caller's messages are never mutated."""
     if not messages:
         raise ValueError("messages is empty; Websim needs at least one message")
@@ -52,7 +56,7 @@ def convert_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
 
 def convert_message(
     message: BaseMessage, index: int, history: Sequence[BaseMessage] = ()
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """Map one message; ``index`` is its position, used to name it in errors.
 
     ``history`` is the whole conversation: a ``ToolMessage`` without a ``name`` takes the
@@ -81,7 +85,7 @@ def convert_message(
             "Websim accepts system, human, AI and tool messages, and ChatMessage with role "
             f"{', '.join(CHAT_ROLES)}"
         )
-    return {"role": role, "content": _text_of(message, index)}
+    return {"role": role, "content": _content_of(message, index, role)}
 
 
 # Content blocks that restate an AI message's tool calls (Anthropic ``tool_use``, LangChain
@@ -98,13 +102,21 @@ def _render_ai_calls(message: AIMessage, index: int) -> str:
         {"name": bad.get("name") or "", "args": bad.get("args") or "", "id": bad.get("id")}
         for bad in message.invalid_tool_calls
     ]
-    text = _text_of(message, index, skip=_CALL_BLOCK_TYPES)
+    text = _content_of(message, index, "assistant", skip=_CALL_BLOCK_TYPES)
+    assert isinstance(text, str)  # an assistant turn cannot hold images
     return render_tool_calls(calls, text)
 
 
-def _render_tool_message(message: ToolMessage, index: int, history: Sequence[BaseMessage]) -> str:
+def _render_tool_message(
+    message: ToolMessage, index: int, history: Sequence[BaseMessage]
+) -> Content:
     name = message.name or _tool_name_for(message.tool_call_id, history[:index])
-    return render_tool_result(name, message.tool_call_id, _text_of(message, index), message.status)
+    parts = _parts_of(message, index, "user")
+    text = "".join(part["text"] for part in parts if part["type"] == "text")
+    rendered = render_tool_result(name, message.tool_call_id, text, message.status)
+    images = [part for part in parts if part["type"] == "image_url"]
+    # The result's text as today, then its images: an agent can look at what a tool returned.
+    return [{"type": "text", "text": rendered}, *images] if images else rendered
 
 
 def _tool_name_for(tool_call_id: str, earlier: Sequence[BaseMessage]) -> str | None:
@@ -116,29 +128,124 @@ def _tool_name_for(tool_call_id: str, earlier: Sequence[BaseMessage]) -> str | N
     return None
 
 
-def _text_of(message: BaseMessage, index: int, skip: frozenset[str] = frozenset()) -> str:
+def _content_of(
+    message: BaseMessage, index: int, role: str, skip: frozenset[str] = frozenset()
+) -> Content:
+    """A string when the message holds only text (the common body is unchanged), else parts."""
+    if isinstance(message.content, str):
+        return message.content
+    parts = _parts_of(message, index, role, skip)
+    if all(part["type"] == "text" for part in parts):
+        return "".join(part["text"] for part in parts)
+    return [part for part in parts if part["type"] != "text" or part["text"]]
+
+
+def _parts_of(
+    message: BaseMessage, index: int, role: str, skip: frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Wire parts in order; adjacent text blocks are pieces of one text, as in ``.text``."""
     content = message.content
-    if isinstance(content, str):
-        return content
-    parts: list[str] = []
-    for position, block in enumerate(content):
+    blocks = [content] if isinstance(content, str) else content
+    parts: list[dict[str, Any]] = []
+    for position, block in enumerate(blocks):
         if isinstance(block, str):
-            parts.append(block)
-            continue
-        block_type = block.get("type") if isinstance(block, dict) else type(block).__name__
-        if block_type in skip:
-            continue
-        text = block.get("text") if isinstance(block, dict) else None
-        if block_type != "text" or not isinstance(text, str):
-            what = f"type {block_type!r}" if block_type != "text" else "no string 'text'"
-            raise ValueError(
-                f"message {index} ({type(message).__name__}) has a content block of {what} "
-                f"at position {position}; Websim chat takes text only (no image, audio or "
-                "file inputs)"
-            )
-        parts.append(text)
-    # Adjacent text blocks are pieces of one text, as in ``BaseMessage.text``.
-    return "".join(parts)
+            text: str | None = block
+        else:
+            block_type = block.get("type") if isinstance(block, dict) else type(block).__name__
+            if block_type in skip:
+                continue
+            if block_type in _IMAGE_BLOCK_TYPES and isinstance(block, dict):
+                parts.append(_image_part(block, _Where(message, index, position, role)))
+                continue
+            text = block.get("text") if isinstance(block, dict) else None
+            if block_type != "text" or not isinstance(text, str):
+                what = f"type {block_type!r}" if block_type != "text" else "no string 'text'"
+                raise ValueError(
+                    f"message {index} ({type(message).__name__}) has a content block of {what} "
+                    f"at position {position}; Websim chat takes text and images only (no "
+                    "audio, video or file inputs)"
+                )
+        if parts and parts[-1]["type"] == "text":
+            parts[-1]["text"] += text
+        else:
+            parts.append({"type": "text", "text": text})
+    return parts
+
+
+# --------------------------------------------------------------------------- images
+
+_IMAGE_BLOCK_TYPES = frozenset({"image", "image_url"})
+
+
+class _Where:
+    """Where a block sits, for error messages: message index, class, position and role."""
+
+    def __init__(self, message: BaseMessage, index: int, position: int, role: str) -> None:
+        self.name = type(message).__name__
+        self.index, self.position, self.role = index, position, role
+
+    def error(self, problem: str) -> ValueError:
+        return ValueError(
+            f"message {self.index} ({self.name}) has an image at position {self.position} "
+            f"that Websim cannot take: {problem}"
+        )
+
+
+def _image_part(block: dict[str, Any], where: _Where) -> dict[str, Any]:
+    """An image block in any accepted form as ``{"type": "image_url", "image_url": {"url"}}``."""
+    if where.role != "user":
+        raise where.error(
+            f"images go in human messages and tool results, not in {where.role} messages"
+        )
+    try:
+        url = _image_url_of(block)
+    except ValueError as exc:
+        raise where.error(str(exc)) from None
+    problem = image_url_problem(url)
+    if problem is not None:
+        raise where.error(problem)
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _image_url_of(block: dict[str, Any]) -> str:
+    if block["type"] == "image_url":  # OpenAI: a string or {"url": ...}
+        image = block.get("image_url")
+        url = image.get("url") if isinstance(image, Mapping) else image
+        if not isinstance(url, str):
+            raise ValueError("an 'image_url' block needs a string URL or {'url': <string>}")
+        return url
+    if isinstance(block.get("source"), Mapping):  # Anthropic
+        block = _from_anthropic(block["source"])
+    if "file_id" in block or block.get("source_type") == "id":
+        raise ValueError(
+            "a file id, which Websim cannot fetch; send the image as 'url' or 'base64'"
+        )
+    data = block.get("url", block.get("base64", block.get("data")))
+    if data is None:
+        raise ValueError("an image block needs 'url', or 'base64' with 'mime_type'")
+    if not isinstance(data, str):
+        raise ValueError(f"the image's URL or data must be a string, got {type(data).__name__}")
+    if "url" not in block and not isinstance(block.get("mime_type"), str):
+        raise ValueError(
+            f"base64 image data needs a 'mime_type' (one of {', '.join(IMAGE_MIME_TYPES)})"
+        )
+    # Imported here: it pulls in LangChain's provider translators, which text chat never needs.
+    from langchain_core.messages.block_translators.openai import convert_to_openai_image_block
+
+    return str(convert_to_openai_image_block(block)["image_url"]["url"])
+
+
+def _from_anthropic(source: Mapping[str, Any]) -> dict[str, Any]:
+    kind = source.get("type")
+    if kind == "base64":
+        return {
+            "type": "image",
+            "base64": source.get("data"),
+            "mime_type": source.get("media_type"),
+        }
+    if kind == "url":
+        return {"type": "image", "url": source.get("url")}
+    raise ValueError(f"an image 'source' of type {kind!r}; Websim takes 'base64' and 'url' sources")
 
 
 def validate_stop(stop: Any) -> list[str] | None:

@@ -296,10 +296,18 @@ class ToolRequest:
     tools: list[dict[str, Any]]
     choice: str
     instruction: str
+    formatted: bool = False
+    """Whether a ``response_format`` asks for a JSON answer."""
 
     @property
     def forced(self) -> bool:
         return self.choice not in ("auto", "none")
+
+    @property
+    def json_reply(self) -> bool:
+        """The reply must be a JSON document (a required call or a reply format): this is
+        when ``ChatWebsim`` sends Websim's ``"json": true`` unless told otherwise."""
+        return self.forced or self.formatted
 
     @property
     def names(self) -> list[str]:
@@ -316,7 +324,9 @@ def prepare_tools(kwargs: Mapping[str, Any]) -> ToolRequest:
         parts.append(format_instruction(response_format, with_tools=bool(parts[0])))
     instruction = "\n\n".join(part for part in parts if part)
     # With tool_choice "none" nothing is offered, so nothing in the reply is a call.
-    return ToolRequest(tools if choice != "none" else [], choice, instruction)
+    return ToolRequest(
+        tools if choice != "none" else [], choice, instruction, response_format is not None
+    )
 
 
 def format_instruction(response_format: Any, *, with_tools: bool = False) -> str:

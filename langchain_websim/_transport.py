@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import ssl
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import hdrs
@@ -28,6 +29,7 @@ from langchain_websim.errors import (
 )
 
 _READ_CHUNK = 64 * 1024
+_LARGE_BODY = 1024 * 1024
 
 Answer = tuple[int, str, Mapping[str, str], bytes]
 """status, content type, response headers, body."""
@@ -56,8 +58,11 @@ async def post(
     body: bytes,
     proxy: str | None,
 ) -> Answer:
+    # aiohttp warns (ResourceWarning) about bytes bodies over 1 MiB, which chat bodies with
+    # images reach; a fresh BytesIO per attempt is sent the same, in chunks.
+    data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY else body
     async with session.post(
-        url, data=body, headers=headers, proxy=proxy, allow_redirects=False
+        url, data=data, headers=headers, proxy=proxy, allow_redirects=False
     ) as resp:
         raw = await _read_capped(resp, endpoint, url)
         return resp.status, resp.headers.get("content-type", ""), resp.headers, raw
@@ -145,10 +150,30 @@ def status_error(
         location = headers.get("location", "?")
         return WebsimAPIError(
             f"redirected to {_wire.excerpt(location, 200)}; redirects are not followed "
-            "for API calls, set base_url to the service's real host",
+            f"for API calls: set base_url (or {_wire.BASE_URL_ENV}) to "
+            f"{_moved_to(url, location)}",
             **common,
         )
     return WebsimAPIError(f"the service answered HTTP {status}", **common)
+
+
+def _moved_to(url: str, location: str) -> str:
+    """The service root a redirect points at, to suggest as the base URL (the service moved
+    its site once already, from websim.ai to websim.com)."""
+    try:
+        parts = urlsplit(urljoin(url, location))
+        netloc = parts.hostname or ""
+        if ":" in netloc:
+            netloc = f"[{netloc}]"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:  # e.g. "http://[" (an unclosed IPv6 bracket)
+        netloc = ""
+    # Only scheme, host and port: never credentials a Location header may carry.
+    target = f"{parts.scheme}://{netloc}" if netloc else ""
+    if location == "?" or not _wire.is_absolute_http_url(target) or url.startswith(target + "/"):
+        return "the service's real host"
+    return _wire.excerpt(target, 200)
 
 
 def connection_error(

@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 
 from langchain_websim.errors import WebsimResponseError
 
-DEFAULT_BASE_URL = "https://websim.ai"
+# The host of the most recent public clients; websim.ai (the original's) and websim.com
+# still answer when given.
+DEFAULT_BASE_URL = "https://api.websim.com"
 BASE_URL_ENV = "WEBSIM_BASE_URL"
 
 # A current desktop browser: the service sits behind bot protection that looks at it.

@@ -76,7 +76,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         aspect_ratio: for image models, ``"1:1"`` by default.
         streaming: route ``invoke`` through the (single-chunk) streaming path.
         tool_call_retries: re-asks when a tool call is required and the reply made none.
-        json_mode: send Websim's ``"json": true`` flag.
+        json_mode: Websim's ``"json": true`` flag; default: automatic (see the field).
 
     ``bind_tools`` and ``with_structured_output`` work through the prompt (Websim has no
     native tools); ``temperature``, ``max_tokens`` and ``api_key`` are ignored with a
@@ -114,9 +114,9 @@ class ChatWebsim(ClientOwner, BaseChatModel):
     """Whether ``invoke`` goes through the (single-chunk) streaming path; not with tools."""
     tool_call_retries: int = Field(default=1, ge=0, strict=True)
     """Corrective re-asks when ``tool_choice`` requires a call and the reply made none."""
-    json_mode: bool = False
-    """Send ``"json": true`` in chat bodies.  Some clients use it to ask for a JSON answer;
-    the service's support for it is unconfirmed, so it is off by default."""
+    json_mode: bool | None = None
+    """Websim's ``"json": true`` (JSON mode).  ``None``: sent when the reply must be JSON
+    (structured output, forced tool calls), not for plain chat; ``True``/``False``: always/never."""
     # Inputs stay out of validation errors: a rejected proxy URL may carry a password.
     model_config = ConfigDict(populate_by_name=True, extra="forbid", hide_input_in_errors=True)
 
@@ -297,7 +297,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         stop = self.stop if stop is None else validate_stop(stop)
         if kwargs and not TOOL_KWARGS.isdisjoint(kwargs):
             return await self._achat_with_tools(model, wire, project_id, stop, kwargs)
-        request = ChatRequest(wire, project_id, self.json_mode)
+        request = ChatRequest(wire, project_id, self.json_mode is True)
         answer = await self._websim_client().asend(request)
         metadata = answer_metadata(model, answer.project_id, answer.attempts)
         return AIMessage(content=apply_stop(answer.text, stop), response_metadata=metadata)
@@ -327,7 +327,8 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         tools = prepare_tools(kwargs)
         client = self._websim_client()
         wire = with_instruction(wire, tools.instruction)
-        answer = await client.asend(ChatRequest(wire, project_id, self.json_mode))
+        json_mode = tools.json_reply if self.json_mode is None else self.json_mode
+        answer = await client.asend(ChatRequest(wire, project_id, json_mode))
         parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
         attempts, reasks = answer.attempts, 0
         while tools.forced and not parsed.tool_calls and reasks < self.tool_call_retries:
@@ -340,7 +341,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
                 {"role": "user", "content": correction},
             ]
             # The same project: the re-ask continues the conversation that went wrong.
-            answer = await client.asend(ChatRequest(wire, answer.project_id, self.json_mode))
+            answer = await client.asend(ChatRequest(wire, answer.project_id, json_mode))
             attempts += answer.attempts
             parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
         metadata = answer_metadata(model, answer.project_id, attempts)

@@ -29,6 +29,7 @@ from pydantic.v1 import ValidationError as ValidationErrorV1
 
 from langchain_websim import _wire
 from langchain_websim._client_owner import ClientOwner
+from langchain_websim._messages import image_content
 from langchain_websim._requests import (
     ImageRequest,
     validate_aspect_ratio,
@@ -48,6 +49,9 @@ from langchain_websim.errors import (
 __all__ = ["MAX_PROMPT_CHARS", "WebsimImageInput", "WebsimImageTool"]
 
 logger = logging.getLogger("langchain_websim")
+
+# A tool result's content: the image URL, or with ``return_image`` the URL and an image block.
+Content = str | list[str | dict[Any, Any]]
 
 MAX_PROMPT_CHARS = 4000
 """Longest prompt the tool accepts (after stripping).  Websim publishes no limit; image
@@ -139,7 +143,9 @@ class WebsimImageTool(ClientOwner, BaseTool):
 
     Invoked with plain arguments it returns the URL; invoked with a ``ToolCall`` it returns
     a ``ToolMessage`` whose content is the URL and whose ``artifact`` is
-    ``{"url", "prompt", "aspect_ratio", "model", "project_id"}``.
+    ``{"url", "prompt", "aspect_ratio", "model", "project_id"}``.  With
+    ``return_image=True`` the content is a text block with the URL and an image block with
+    the same URL, so a vision-capable model (``ChatWebsim`` is one) sees the picture.
 
     Service failures and invalid arguments come back as tool output (a ``ToolMessage`` with
     ``status="error"`` for a tool call) so an agent can react; set
@@ -179,6 +185,10 @@ class WebsimImageTool(ClientOwner, BaseTool):
     """Aspect ratio used when the model leaves ``aspect_ratio`` out."""
     project_id: str | None = None
     """Fixed project id for every call; default: a fresh image project id per call."""
+    return_image: bool = False
+    """Also put the image in the result's content (``[URL text block, image block]``), so a
+    vision-capable model sees what it drew and can refine its prompt; the artifact is
+    unchanged."""
 
     # ------------------------------------------------------------------ validation
 
@@ -200,21 +210,24 @@ class WebsimImageTool(ClientOwner, BaseTool):
 
     # ------------------------------------------------------------------ running
 
-    def _run(self, prompt: str, aspect_ratio: str | None = None) -> tuple[str, dict[str, Any]]:
+    def _run(self, prompt: str, aspect_ratio: str | None = None) -> tuple[Content, dict[str, Any]]:
         return self._websim_client().run_sync(self._generate(prompt, aspect_ratio))
 
     async def _arun(
         self, prompt: str, aspect_ratio: str | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[Content, dict[str, Any]]:
         return await self._generate(prompt, aspect_ratio)
 
-    async def _generate(self, prompt: str, aspect_ratio: str | None) -> tuple[str, dict[str, Any]]:
+    async def _generate(
+        self, prompt: str, aspect_ratio: str | None
+    ) -> tuple[Content, dict[str, Any]]:
         request = ImageRequest(prompt, aspect_ratio or self.default_aspect_ratio, self.project_id)
         try:
             image = await self._websim_client().asend(request)
         except WebsimError as err:
             raise _tool_error(err) from err
-        return image.url, _artifact(image.url, image.prompt, image.aspect_ratio, image.project_id)
+        artifact = _artifact(image.url, image.prompt, image.aspect_ratio, image.project_id)
+        return (image_content(image.url) if self.return_image else image.url), artifact
 
     # ------------------------------------------------------------------ copy and pickle
 

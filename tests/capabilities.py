@@ -9,8 +9,9 @@ from langchain_websim import ChatWebsim
 
 
 class ChatWebsimCapabilities:
-    """Tool calling and structured output work through the prompt (see _tool_calling.py);
-    the supports_* input flags keep their False defaults: Websim chat takes text only."""
+    """Tool calling and structured output work through the prompt (see _prompt.py); images
+    go in as ``image_url`` parts (base64 data URLs or http(s) URLs), in human messages and
+    tool results.  Audio, video and PDF inputs keep their False defaults: Websim takes none."""
 
     @property
     def chat_model_class(self) -> type[ChatWebsim]:
@@ -30,6 +31,18 @@ class ChatWebsimCapabilities:
 
     @property
     def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
         return True
 
     @property

@@ -12,7 +12,7 @@ LIVE = os.environ.get("WEBSIM_LIVE") == "1"
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if LIVE:
         return
-    skip_live = pytest.mark.skip(reason="talks to websim.ai; set WEBSIM_LIVE=1 to run")
+    skip_live = pytest.mark.skip(reason="talks to the Websim service; set WEBSIM_LIVE=1 to run")
     for item in items:
         if "live" in item.keywords:
             item.add_marker(skip_live)

@@ -10,7 +10,8 @@ reads that protocol the way a cooperative model would:
   string) with the request as that argument, in the prose-plus-fenced-JSON form real models
   often use;
 * the last user message is a tool result → it summarises it in plain text, quoting any URL;
-* no tools offered → it echoes, like the emulator's default.
+* no tool fits → it gives the emulator's default answer: an echo, or in JSON mode
+  (``"json": true``) a JSON object shaped by the instruction (see ``_answers``).
 
 Its answers are canned: they show that an agent loop is wired correctly, not what a model
 would say.
@@ -22,12 +23,11 @@ import json
 import re
 from typing import Any
 
+from langchain_websim.testing._answers import echo_answer, json_answer, offered_tools
 from langchain_websim.testing._contract import user_text
 
 __all__ = ["agent_responder"]
 
-_TOOL_LINE = re.compile(r"^Tool: (\S+)[ \t]*$", re.M)
-_SCHEMA_LINE = re.compile(r"^Arguments \(JSON schema\): (.+)$", re.M)
 _RESULT_PREFIX = "Result of the call "
 _FAILED = re.compile(r"^The call \S+ to .*? FAILED with this error:\s*(.*)", re.S)
 _URL = re.compile(r"https?://[^\s\"'<>)\]]+")
@@ -35,7 +35,7 @@ _URL = re.compile(r"https?://[^\s\"'<>)\]]+")
 
 def agent_responder(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
     """A ``chat_responder`` for ``WebsimEmulator`` that drives agent loops offline."""
-    tools = _offered_tools(messages)
+    tools = offered_tools(messages)
     last = user_text(messages)
     if last.startswith(_RESULT_PREFIX):
         return _summarise(last)
@@ -45,28 +45,10 @@ def agent_responder(messages: list[dict[str, Any]], body: dict[str, Any]) -> str
         return f"The tool call failed ({first_line or 'no detail'}); I could not finish the task."
     choice = _pick_tool(tools)
     if choice is None:
-        return f"Echo: {last}"
+        return json_answer(messages) if body.get("json") is True else echo_answer(messages)
     name, argument = choice
     call = {"tool_calls": [{"name": name, "arguments": {argument: last.strip()}}]}
     return f"I'll use {name} for that.\n```json\n{json.dumps(call, ensure_ascii=False)}\n```"
-
-
-def _offered_tools(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Tool name → JSON schema, read from the system instruction(s)."""
-    tools: dict[str, dict[str, Any]] = {}
-    for msg in messages:
-        content = msg.get("content")
-        if msg.get("role") != "system" or not isinstance(content, str):
-            continue
-        names = _TOOL_LINE.findall(content)
-        schemas = _SCHEMA_LINE.findall(content)
-        for name, raw in zip(names, schemas, strict=False):
-            try:
-                schema = json.loads(raw)
-            except ValueError:
-                schema = {}
-            tools[name] = schema if isinstance(schema, dict) else {}
-    return tools
 
 
 def _pick_tool(tools: dict[str, dict[str, Any]]) -> tuple[str, str] | None:

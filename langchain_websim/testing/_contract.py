@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_websim import _wire
-from langchain_websim._requests import validate_aspect_ratio
+from langchain_websim._requests import part_problem, validate_aspect_ratio
 
 REQUIRED_HEADERS = ("accept", "accept-language", "origin", "referer", "user-agent")
 FLAGS_HEADER = "websim-flags"
@@ -120,22 +120,22 @@ def _check_chat(body: Mapping[str, Any]) -> list[str]:
                 f"message {i} has role {msg.get('role')!r}, "
                 f"expected one of {', '.join(_wire.CHAT_ROLES)}"
             )
-        problems += _check_content(i, msg.get("content"))
+        problems += _check_content(i, msg.get("content"), msg.get("role"))
     return problems
 
 
-def _check_content(i: int, content: Any) -> list[str]:
+def _check_content(i: int, content: Any, role: Any) -> list[str]:
     if isinstance(content, str):
         return []
     if not isinstance(content, list):
         return [f"message {i} content must be a string or a list of parts, got {_short(content)}"]
-    problems: list[str] = []
-    for j, part in enumerate(content):
-        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            problems.append(f"message {i} part {j} must be an object with a string 'type'")
-        elif part["type"] == "text" and not isinstance(part.get("text"), str):
-            problems.append(f"message {i} part {j} is a text part without a string 'text'")
-    return problems
+    # The client's own part check (types, image roles, data URLs, sizes), so the emulator
+    # refuses exactly what the client refuses before sending.
+    return [
+        f"message {i} part {j}: {problem}"
+        for j, part in enumerate(content)
+        if (problem := part_problem(part, str(role))) is not None
+    ]
 
 
 def _check_image(body: Mapping[str, Any]) -> list[str]:
@@ -157,23 +157,30 @@ def _check_image(body: Mapping[str, Any]) -> list[str]:
 
 def user_text(messages: Any) -> str:
     """Text of the last user message (text parts joined by newlines); '' if there is none."""
+    content = _last_user_content(messages)
+    if isinstance(content, str):
+        return content
+    return "\n".join(p["text"] for p in _parts(content, "text") if isinstance(p.get("text"), str))
+
+
+def user_images(messages: Any) -> int:
+    """How many image parts the last user message carries."""
+    return len(_parts(_last_user_content(messages), "image_url"))
+
+
+def _last_user_content(messages: Any) -> Any:
     if not isinstance(messages, list):
-        return ""
+        return None
     for msg in reversed(messages):
         if isinstance(msg, dict) and msg.get("role") == "user":
-            content = msg.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "\n".join(
-                    p["text"]
-                    for p in content
-                    if isinstance(p, dict)
-                    and p.get("type") == "text"
-                    and isinstance(p.get("text"), str)
-                )
-            return ""
-    return ""
+            return msg.get("content")
+    return None
+
+
+def _parts(content: Any, kind: str) -> list[dict[str, Any]]:
+    if not isinstance(content, list):
+        return []
+    return [p for p in content if isinstance(p, dict) and p.get("type") == kind]
 
 
 def _squash(value: str) -> str:

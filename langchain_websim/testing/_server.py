@@ -26,7 +26,8 @@ from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict
 
 from langchain_websim import _wire
-from langchain_websim.testing._contract import check_body, check_headers, parse_body, user_text
+from langchain_websim.testing._answers import echo_answer, json_answer
+from langchain_websim.testing._contract import check_body, check_headers, parse_body
 from langchain_websim.testing._ratelimit import RATE_LIMIT_ERROR, RateLimiter, retry_after_headers
 from langchain_websim.testing._records import RecordedRequest, RequestLog
 from langchain_websim.testing._script import Script, ScriptBook
@@ -227,7 +228,8 @@ class EmulatorServer:
         messages = data.get("messages")
         responder = self.settings.chat_responder
         if responder is None:
-            return _json(200, {"content": f"Echo: {user_text(messages)}"})
+            json_mode = data.get("json") is True
+            return _json(200, {"content": (json_answer if json_mode else echo_answer)(messages)})
         try:
             answer = responder(messages if isinstance(messages, list) else [], data)
         except Exception as exc:

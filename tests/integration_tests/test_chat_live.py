@@ -1,4 +1,4 @@
-"""ChatWebsim against the real websim.ai; run with ``WEBSIM_LIVE=1`` (skipped otherwise).
+"""ChatWebsim against the real Websim service; run with ``WEBSIM_LIVE=1`` (skipped otherwise).
 
 The answers of a live model vary, so these tests check shapes, not words.
 """

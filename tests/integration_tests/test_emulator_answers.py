@@ -17,7 +17,7 @@ from langchain_websim.testing import WebsimEmulator
 from tests.integration_tests.emulator_http import USER, chat_request, image_request, post
 
 
-async def test_chat_echoes_last_user_message_joining_text_parts(
+async def test_chat_echoes_last_user_message_joining_text_parts_and_counting_images(
     emulator: WebsimEmulator, http: aiohttp.ClientSession
 ) -> None:
     messages = [
@@ -36,7 +36,7 @@ async def test_chat_echoes_last_user_message_joining_text_parts(
     status, headers, raw = await post(http, chat_request(emulator, messages))
     assert status == 200
     assert headers["Content-Type"].startswith("application/json")
-    assert json.loads(raw) == {"content": "Echo: describe\nthis, ünïcode"}
+    assert json.loads(raw) == {"content": "Echo: describe\nthis, ünïcode [1 image]"}
 
 
 async def test_image_url_is_deterministic_and_serves_a_png(

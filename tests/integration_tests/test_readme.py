@@ -19,7 +19,7 @@ def test_readme_python_snippets_run_against_the_emulator(
     emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     blocks = re.findall(r"^```python\n(.*?)^```$", README, flags=re.DOTALL | re.MULTILINE)
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
     try:
         for number, block in enumerate(blocks, 1):
@@ -30,6 +30,7 @@ def test_readme_python_snippets_run_against_the_emulator(
             client.close()
     out = capsys.readouterr().out
     assert "Echo: What is a lighthouse?" in out
+    assert "Echo: What is in this picture? [1 image]" in out
     assert "Echo: A haiku about the sea" in out
     assert "['Echo: A haiku about rain', 'Echo: A haiku about snow']" in out
     assert out.count(emulator.base_url + "/images/") >= 3

@@ -2,73 +2,48 @@
 
 The emulator plays the model with ``schema_filling_model``: it reads the tool and JSON
 instructions ChatWebsim puts in the system message, as an instruction-following model
-would, and answers with schema-valid placeholder values; without an instruction it echoes.
-It never reads the question, so the tests that need a model to pick values out of the
-question (``magic_function(3)``, a customer's name) are expected failures here; they run for
-real against websim.ai in ``test_chat_live.py`` under ``WEBSIM_LIVE=1``.
+would, and answers with schema-valid placeholder values; without an instruction it gives
+the emulator's default answer (an echo, or a JSON object in JSON mode).  It never reads the
+question, so the tests that need a model to pick values out of the question
+(``magic_function(3)``, a customer's name) are expected failures here; they run for real
+against Websim in ``test_chat_live.py`` under ``WEBSIM_LIVE=1``.
+
+The image tests download a picture; here ``httpx.get`` answers with a bundled PNG instead
+(the live suite keeps the real download), so they run offline.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_websim.testing import WebsimEmulator
+from langchain_websim.testing._answers import echo_answer, json_answer, offered_tools, placeholder
+from langchain_websim.testing._contract import user_text
 from tests.capabilities import ChatWebsimCapabilities
 
-_TOOL = re.compile(r"^Tool: (\S+)\n(?:Description: .*\n)?Arguments \(JSON schema\): (.+)$", re.M)
 _FORCED = re.compile(r"^You MUST call the tool '([^']+)'", re.M)
-_FORMAT = re.compile(r"^JSON schema: (.+)$", re.M)
 _TOOL_RESULT = ("Result of the call ", "The call ")
-
-
-def placeholder(schema: Any, root: Any = None) -> Any:
-    """A value satisfying ``schema`` (as far as placeholders can): no knowledge, only shape."""
-    root = schema if root is None else root
-    if not isinstance(schema, dict):
-        return None
-    if isinstance(schema.get("$ref"), str):
-        target: Any = root
-        for part in schema["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        return placeholder(target, root)
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        return schema["enum"][0]
-    for key in ("anyOf", "oneOf", "allOf"):
-        if schema.get(key):
-            return placeholder(schema[key][0], root)
-    kind = schema.get("type", "object")
-    kind = kind[0] if isinstance(kind, list) else kind
-    if kind == "object":
-        properties = schema.get("properties", {})
-        return {
-            name: placeholder(properties.get(name, {}), root) for name in schema.get("required", [])
-        }
-    defaults = {"string": "example", "integer": 0, "number": 0, "boolean": False, "null": None}
-    return [] if kind == "array" else defaults.get(kind)
+PNG = (Path(__file__).resolve().parents[1] / "data" / "diagram.png").read_bytes()
 
 
 def schema_filling_model(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
     """Follow ChatWebsim's instructions with placeholder values; echo when there are none."""
-    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-    last = messages[-1]["content"]
-    tools = {name: json.loads(schema) for name, schema in _TOOL.findall(system)}
-    if tools and not last.startswith(_TOOL_RESULT):
+    tools = offered_tools(messages)
+    if tools and not user_text(messages).startswith(_TOOL_RESULT):
+        system = "\n".join(m["content"] for m in messages if m["role"] == "system")
         forced = _FORCED.search(system)
         name = forced.group(1) if forced else next(iter(tools))
         return json.dumps({"tool_calls": [{"name": name, "arguments": placeholder(tools[name])}]})
-    requested = _FORMAT.search(system)
-    if requested:
-        return json.dumps(placeholder(json.loads(requested.group(1))))
-    user = [m["content"] for m in messages if m["role"] == "user"]
-    return f"Echo: {user[-1] if user else ''}"
+    return json_answer(messages) if body.get("json") is True else echo_answer(messages)
 
 
 def test_the_model_double_follows_instructions_only() -> None:
@@ -81,6 +56,7 @@ def test_the_model_double_follows_instructions_only() -> None:
     answered = [*asked, {"role": "user", "content": "Result of the call c1 to tool 'add':\n3"}]
     assert schema_filling_model(answered, {}).startswith("Echo: Result of the call")
     assert schema_filling_model([{"role": "user", "content": "hi"}], {}) == "Echo: hi"
+    assert json.loads(schema_filling_model([{"role": "user", "content": "hi"}], {"json": True}))
 
 
 _NEEDS_VALUES = (
@@ -105,6 +81,39 @@ class TestChatWebsimEmulator(ChatWebsimCapabilities, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": "gemini-1.5-pro", "base_url": self.base_url, "max_retries": 0}
+
+    @pytest.fixture(autouse=True)
+    def _bundled_image(self, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        # The image tests fetch a picture from GitHub; answer with the bundled PNG instead.
+        fetched: list[str] = []
+
+        def get(url: str, **kwargs: Any) -> httpx.Response:
+            fetched.append(url)
+            return httpx.Response(200, content=PNG, request=httpx.Request("GET", url))
+
+        monkeypatch.setattr(httpx, "get", get)
+        return fetched
+
+    def test_image_inputs_arrive_as_image_parts(
+        self, model: BaseChatModel, shared_emulator: WebsimEmulator, _bundled_image: list[str]
+    ) -> None:
+        """The standard image tests pass; here is what they sent, as the emulator saw it."""
+        self.test_image_inputs(model)
+        self.test_image_tool_message(model)
+        assert len(_bundled_image) == 2  # the bundled picture, not a download
+        requests = shared_emulator.requests_for("chat")
+        assert [r.status for r in requests] == [200] * 5
+        data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+        urls = [
+            part["image_url"]["url"]
+            for r in requests
+            for part in r.body["messages"][-1]["content"]
+            if part["type"] == "image_url"
+        ]
+        assert urls[:2] == [data_url, data_url]  # OpenAI and standard base64 blocks
+        assert urls[2].startswith("https://raw.githubusercontent.com/")  # a URL, passed on
+        assert urls[3:] == [data_url, data_url]  # the two tool messages
+        assert all(r.body["messages"][-1]["content"][0]["type"] == "text" for r in requests[3:])
 
     @pytest.mark.xfail(
         reason=_NEEDS_VALUES.format(what="the argument 3 of magic_function(3)"),

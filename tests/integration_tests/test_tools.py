@@ -293,10 +293,12 @@ def test_docs_page_runs_against_the_emulator(
                 value._shared_client.close()
     out = capsys.readouterr().out
     requests = emulator.requests_for("image")
-    # direct, ToolCall, async, strict, and the agent's two calls; the bad call sends nothing
-    assert len(requests) == 6
+    # direct, ToolCall, async, return_image, strict, and the agent's two calls; the bad call
+    # sends nothing
+    assert len(requests) == 7
+    assert "['text', 'image'] " + emulator.base_url + "/images/" in out
     assert all(r.status == 200 and r.violations == [] for r in requests)
     assert "Invalid arguments: prompt is empty" in out
     assert "call_a success " + emulator.base_url + "/images/" in out
     assert "Here are your pictures: " + emulator.base_url + "/images/" in out
-    assert out.count(emulator.base_url + "/images/") >= 7
+    assert out.count(emulator.base_url + "/images/") >= 8

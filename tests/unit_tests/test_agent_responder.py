@@ -12,8 +12,9 @@ from typing import Any
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from langchain_websim._parsers import parse_reply
-from langchain_websim._prompt import render_tool_result, tool_instruction
+from langchain_websim._prompt import format_instruction, render_tool_result, tool_instruction
 from langchain_websim.testing import agent_responder
+from langchain_websim.testing._answers import json_answer, placeholder
 from langchain_websim.tools import WebsimImageTool
 
 
@@ -65,6 +66,54 @@ def test_no_fitting_tool_or_no_tools_echoes() -> None:
     assert agent_responder(messages, {}) == "Echo: 2 and 3"
     plain = [{"role": "user", "content": "hello"}]
     assert agent_responder(plain, {}) == "Echo: hello"
+
+
+def test_in_json_mode_the_fallback_follows_the_instruction_with_json() -> None:
+    # A forced call to a tool no argument fits: the envelope, with schema placeholders.
+    forced = [
+        {"role": "system", "content": tool_instruction([ADD_TOOL], "add")},
+        {"role": "user", "content": "add something"},
+    ]
+    parsed = parse_reply(agent_responder(forced, {"json": True}), [ADD_TOOL])
+    assert [(c["name"], c["args"]) for c in parsed.tool_calls] == [("add", {"a": 0, "b": 0})]
+    # A reply format: an object shaped by its schema.
+    schema = {"type": "json_schema", "json_schema": {"name": "Pet", "schema": PET_SCHEMA}}
+    formatted = [
+        {"role": "system", "content": format_instruction(schema)},
+        {"role": "user", "content": [{"type": "text", "text": "a pet"}, IMAGE_PART]},
+    ]
+    assert json.loads(agent_responder(formatted, {"json": True})) == {
+        "name": "example name",
+        "legs": 4,
+    }
+    # Nothing asked for: the text and the images it was sent, as an object.
+    plain = [{"role": "user", "content": [{"type": "text", "text": "hi"}, IMAGE_PART]}]
+    assert json.loads(agent_responder(plain, {"json": True})) == {"echo": "hi", "images": 1}
+    assert agent_responder(plain, {}) == "Echo: hi [1 image]"
+
+
+def test_json_answers_cope_with_any_tool_and_unreadable_schemas() -> None:
+    any_tool = [
+        {"role": "system", "content": tool_instruction([ADD_TOOL, WEATHER_TOOL], "any")},
+        {"role": "user", "content": "do something"},
+    ]
+    call = json.loads(json_answer(any_tool))["tool_calls"][0]
+    assert call == {"name": "add", "arguments": {"a": 0, "b": 0}}  # the first tool
+    broken = [{"role": "system", "content": "JSON schema: {not json"}, {"role": "user"}]
+    assert json.loads(json_answer(broken)) == {}  # an object, whatever the instruction
+    assert json.loads(json_answer("not a conversation")) == {"echo": ""}
+    assert placeholder({"const": 3}) == 3
+    assert placeholder({"anyOf": [{"type": "boolean"}, {"type": "null"}]}) is False
+    assert placeholder({"type": ["null", "string"]}) is None
+    assert placeholder(True) is None
+
+
+PET_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "legs": {"type": "integer", "minimum": 4}},
+    "required": ["name", "legs"],
+}
+IMAGE_PART = {"type": "image_url", "image_url": {"url": "https://x.test/pet.png"}}
 
 
 def test_summarises_a_tool_result_quoting_its_url() -> None:

@@ -43,7 +43,7 @@ from langchain_websim.chat_models import CHAT_MODELS, IMAGE_MODELS
 def test_defaults_and_known_models() -> None:
     llm = ChatWebsim()
     assert llm.model == "gemini-1.5-pro"
-    assert llm.base_url == "https://websim.ai"
+    assert llm.base_url == "https://api.websim.com"
     assert (llm.timeout, llm.max_retries) == (120.0, 2)
     assert (llm.retry_base_delay, llm.retry_max_delay) == (1.0, 30.0)
     assert llm.proxy is None and llm.project_id is None and llm.stop is None
@@ -223,10 +223,10 @@ def test_tool_use_blocks_are_not_sent_twice_and_invalid_calls_keep_their_raw_arg
     ]
 
 
-def test_tool_message_with_an_image_is_refused_with_its_index() -> None:
-    image = {"type": "image", "url": "https://example.com/a.png"}
-    with pytest.raises(ValueError, match=r"message 1 \(ToolMessage\) .* type 'image'"):
-        convert_messages([HumanMessage("hi"), ToolMessage(content=[image], tool_call_id="c1")])
+def test_tool_message_with_audio_is_refused_with_its_index() -> None:
+    audio = {"type": "audio", "url": "https://example.com/a.wav"}
+    with pytest.raises(ValueError, match=r"message 1 \(ToolMessage\) .* type 'audio'"):
+        convert_messages([HumanMessage("hi"), ToolMessage(content=[audio], tool_call_id="c1")])
 
 
 def add(a: int, b: int = 0) -> int:
@@ -237,9 +237,9 @@ def add(a: int, b: int = 0) -> int:
 @pytest.mark.parametrize(
     ("block", "block_type"),
     [
-        ({"type": "image", "url": "https://example.com/a.png"}, "image"),
-        ({"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}, "image_url"),
         ({"type": "audio", "base64": "AAAA", "mime_type": "audio/wav"}, "audio"),
+        ({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}, "input_audio"),
+        ({"type": "video", "url": "https://example.com/a.mp4"}, "video"),
         ({"type": "file", "url": "https://example.com/a.pdf"}, "file"),
         ({"type": "reasoning", "reasoning": "hmm"}, "reasoning"),
     ],
@@ -261,9 +261,9 @@ def test_text_block_without_string_text_is_refused() -> None:
 
 async def test_mapping_errors_surface_through_ainvoke_before_any_request() -> None:
     llm = ChatWebsim()
-    image = {"type": "image", "url": "https://example.com/a.png"}
-    with pytest.raises(ValueError, match=r"message 0 \(HumanMessage\).*'image'"):
-        await llm.ainvoke([HumanMessage(content=[image])])
+    audio = {"type": "audio", "url": "https://example.com/a.wav"}
+    with pytest.raises(ValueError, match=r"message 0 \(HumanMessage\).*'audio'"):
+        await llm.ainvoke([HumanMessage(content=[audio])])
     with pytest.raises(ValueError, match="messages is empty"):
         await llm.ainvoke([])
 
@@ -344,7 +344,7 @@ def test_llm_type_and_identifying_params() -> None:
     assert llm._llm_type == "websim-chat"
     assert llm._identifying_params == {
         "model": "flux",
-        "base_url": "https://websim.ai",
+        "base_url": "https://api.websim.com",
         "project_id": "abc_def",
         "aspect_ratio": "16:9",
     }

@@ -26,7 +26,7 @@ from langchain_websim import (
 from langchain_websim._transport import redact_text, redact_url
 from langchain_websim.errors import WebsimResponseError
 
-BASE = "https://websim.ai"
+BASE = "https://api.websim.com"
 CHAT_URL = BASE + "/api/v1/inference/run_chat_completion"
 IMAGE_URL = BASE + "/api/v1/inference/run_image_generation"
 CHAT_RE = re.compile(r"^[a-z0-9]{3}_[a-z0-9]{15}$")
@@ -87,8 +87,8 @@ async def test_chat_request_on_the_wire(
         "accept": "*/*",
         "accept-language": "en-US,en;q=0.9",
         "content-type": "text/plain;charset=UTF-8",
-        "origin": "https://websim.ai",
-        "referer": "https://websim.ai/@ISWEARIAMNOTADDICTEDTOPILLOW/zelos-ai-assistant",
+        "origin": "https://api.websim.com",
+        "referer": "https://api.websim.com/@ISWEARIAMNOTADDICTEDTOPILLOW/zelos-ai-assistant",
         "user-agent": _wire.USER_AGENT,
         "websim-flags": "",
     }
@@ -111,7 +111,7 @@ async def test_image_request_on_the_wire(
     (call,) = calls(http, IMAGE_URL)
     headers = call.kwargs["headers"]
     assert headers["referer"] == (
-        "https://websim.ai/@ISWEARIAMNOTADDICTEDTOPILLOW/ai-image-prompt-generator"
+        "https://api.websim.com/@ISWEARIAMNOTADDICTEDTOPILLOW/ai-image-prompt-generator"
     )
     assert headers["content-type"] == "text/plain;charset=UTF-8"
     assert headers["websim-flags"] == ""
@@ -162,6 +162,23 @@ async def test_origin_follows_the_base_url_and_extra_headers_merge(
     assert headers["Accept-Language"] == "de-DE"
     assert "accept-language" not in headers  # replaced, not sent twice
     assert headers["user-agent"] == _wire.USER_AGENT
+
+
+@pytest.mark.parametrize(
+    "host", ["https://api.websim.com", "https://websim.com", "https://websim.ai"]
+)
+async def test_every_known_host_works_with_origin_and_referer_following_it(
+    http: aioresponses, make_client: Callable[..., WebsimClient], host: str
+) -> None:
+    http.post(host + _wire.CHAT.path, payload={"content": "x"})
+    http.post(host + _wire.IMAGE.path, payload={"url": "https://cdn.websim.test/x.png"})
+    client = make_client(host)
+    assert (await client.achat(MESSAGES)).text == "x"
+    assert (await client.agenerate_image("a cat")).url == "https://cdn.websim.test/x.png"
+    for endpoint in (_wire.CHAT, _wire.IMAGE):
+        (call,) = calls(http, host + endpoint.path)
+        assert call.kwargs["headers"]["origin"] == host
+        assert call.kwargs["headers"]["referer"] == host + endpoint.referer_path
 
 
 async def test_proxy_is_passed_to_every_request(
@@ -387,7 +404,7 @@ async def test_bad_input_is_refused_before_any_request(
 
 def test_defaults() -> None:
     with WebsimClient() as client:
-        assert client.base_url == "https://websim.ai"
+        assert client.base_url == "https://api.websim.com"
         assert (client.timeout, client.max_retries, client.proxy, client.settings.headers) == (
             120.0,
             2,
@@ -488,7 +505,7 @@ def test_repr_hides_proxy_credentials() -> None:
         text = repr(client)
     assert "s3cr3t" not in text and "alice" not in text
     assert "http://***@proxy.local:3128" in text
-    assert "base_url='https://websim.ai'" in text and "timeout=5.0" in text
+    assert "base_url='https://api.websim.com'" in text and "timeout=5.0" in text
 
 
 def test_bad_proxy_message_hides_credentials() -> None:
@@ -571,15 +588,15 @@ def test_shared_is_one_client_per_configuration(
 
     a = shared(timeout=30, max_retries=1)
     assert shared(timeout=30.0, max_retries=1) is a
-    assert shared("https://websim.ai/", timeout=30, max_retries=1) is a
-    monkeypatch.setenv("WEBSIM_BASE_URL", "https://websim.ai")
+    assert shared("https://api.websim.com/", timeout=30, max_retries=1) is a
+    monkeypatch.setenv("WEBSIM_BASE_URL", "https://api.websim.com")
     assert shared(timeout=30, max_retries=1) is a
     monkeypatch.delenv("WEBSIM_BASE_URL")
 
     others = [
         shared(timeout=31, max_retries=1),
         shared(timeout=30, max_retries=2),
-        shared("https://api.websim.com", timeout=30, max_retries=1),
+        shared("https://websim.ai", timeout=30, max_retries=1),
         shared(timeout=30, max_retries=1, headers={"X-A": "1"}),
         shared(timeout=30, max_retries=1, proxy="http://proxy.local:1"),
         shared(timeout=30, max_retries=1, retry_base_delay=0.5),

@@ -194,7 +194,7 @@ async def test_blank_chat_prompt_through_chat_websim(
         ([{"content": "x"}], ValueError, "message 0 has role None"),
         ([{"role": "user", "content": None}], ValueError, "message 0 content must be"),
         ([{"role": "user", "content": 7}], ValueError, "message 0 content must be"),
-        ([{"role": "user", "content": ["hello"]}], ValueError, "content part 0 must be a dict"),
+        ([{"role": "user", "content": ["hello"]}], ValueError, "content part 0: must be a dict"),
         ([{"role": "user", "content": [{"text": "hi"}]}], ValueError, "with a string 'type'"),
         ([{"role": "user", "content": [{"type": "text"}]}], ValueError, "without a string 'text'"),
         (
@@ -221,8 +221,11 @@ async def test_malformed_wire_messages(
 @pytest.mark.parametrize(
     ("message", "needle"),
     [
-        (HumanMessage(content=[{"type": "image", "url": "https://x.test/a.png"}]), "'image'"),
-        (HumanMessage(content=[{"type": "image_url", "image_url": {"url": "x"}}]), "'image_url'"),
+        (
+            AIMessage(content=[{"type": "image", "url": "https://x.test/a.png"}]),
+            "not in assistant messages",
+        ),
+        (HumanMessage(content=[{"type": "image_url", "image_url": {"url": "x"}}]), "URL 'x'"),
         (
             HumanMessage(content=[{"type": "audio", "base64": "AAAA", "mime_type": "a/b"}]),
             "'audio'",

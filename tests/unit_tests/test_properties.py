@@ -71,8 +71,36 @@ def nested(depth: int, opener: str, closer: str) -> str:
 # --------------------------------------------------------------------------- message conversion
 
 TEXT_BLOCKS = ANY_TEXT.map(lambda t: {"type": "text", "text": t})
+_PNG64 = "iVBORw0KGgo="  # base64 of the PNG signature
+# Image blocks in every accepted form, with the URL each is sent as.
+VALID_IMAGES: dict[str, tuple[dict[str, Any], str]] = {
+    "url": ({"type": "image", "url": "https://x.test/a.png"}, "https://x.test/a.png"),
+    "openai": (
+        {"type": "image_url", "image_url": {"url": "https://x.test/b.png"}},
+        "https://x.test/b.png",
+    ),
+    "openai-str": ({"type": "image_url", "image_url": "http://x.test/c"}, "http://x.test/c"),
+    "base64": (
+        {"type": "image", "base64": _PNG64, "mime_type": "image/png"},
+        f"data:image/png;base64,{_PNG64}",
+    ),
+    "anthropic": (
+        {"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": _PNG64}},
+        f"data:image/gif;base64,{_PNG64}",
+    ),
+}
+INVALID_IMAGES = [
+    {"type": "image", "base64": "abc", "mime_type": "image/png"},
+    {"type": "image", "base64": _PNG64, "mime_type": "image/bmp"},
+    {"type": "image", "base64": _PNG64},
+    {"type": "image", "url": "ftp://x.test/a.png"},
+    {"type": "image", "file_id": "file-1"},
+    {"type": "image_url", "image_url": {}},
+    {"type": "image_url", "image_url": {"url": "data:image/png,raw"}},
+]
 OTHER_BLOCKS = st.one_of(
-    st.sampled_from(["image", "image_url", "audio", "file", "video", "tool_use", "thinking"]).map(
+    st.sampled_from([block for block, _ in VALID_IMAGES.values()] + INVALID_IMAGES),
+    st.sampled_from(["audio", "file", "video", "tool_use", "thinking"]).map(
         lambda kind: {"type": kind, "url": "https://x.test/a"}
     ),
     st.just({"type": "text"}),
@@ -100,19 +128,37 @@ def messages(draw: st.DrawFn) -> BaseMessage:
     return FunctionMessage(content=content, name="f")
 
 
-def expected_text(content: str | list[Any]) -> str | None:
-    """The text a message maps to, or None when it holds something Websim cannot take."""
+def _sent_url(block: dict[str, Any]) -> str | None:
+    for valid, url in VALID_IMAGES.values():
+        if block == valid:
+            return url
+    return None
+
+
+def expected_content(message: BaseMessage) -> str | list[dict[str, Any]] | None:
+    """What a message's content maps to, or None when it holds something Websim cannot take:
+    text stays a string; images (in user turns only) make a list of text and image_url parts."""
+    content = message.content
     if isinstance(content, str):
         return content
-    pieces = []
+    user = isinstance(message, HumanMessage) or getattr(message, "role", None) == "user"
+    parts: list[dict[str, Any]] = []
     for block in content:
-        if isinstance(block, str):
-            pieces.append(block)
-        elif block.get("type") == "text" and isinstance(block.get("text"), str):
-            pieces.append(block["text"])
-        else:
+        text = block if isinstance(block, str) else block.get("text")
+        if isinstance(block, dict) and block.get("type") != "text":
+            url = _sent_url(block)
+            if url is None or not user:
+                return None
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        elif not isinstance(text, str):
             return None
-    return "".join(pieces)
+        elif parts and parts[-1]["type"] == "text":
+            parts[-1]["text"] += text
+        else:
+            parts.append({"type": "text", "text": text})
+    if all(part["type"] == "text" for part in parts):
+        return "".join(part["text"] for part in parts)
+    return [part for part in parts if part["type"] != "text" or part["text"]]
 
 
 def known(message: BaseMessage) -> bool:
@@ -125,7 +171,7 @@ def known(message: BaseMessage) -> bool:
 
 
 def plain(message: BaseMessage) -> bool:
-    return known(message) and expected_text(message.content) is not None
+    return known(message) and expected_content(message) is not None
 
 
 @HEAVY
@@ -143,9 +189,12 @@ def test_conversion_maps_or_refuses_and_never_crashes(conversation: list[BaseMes
     assert len(wire) == len(conversation)
     for message, mapped in zip(conversation, wire, strict=True):
         assert mapped["role"] in _wire.CHAT_ROLES
-        assert isinstance(mapped["content"], str)
-        if known(message):  # text is passed on exactly; anything else was refused above
-            assert mapped["content"] == expected_text(message.content)
+        content = mapped["content"]
+        assert isinstance(content, str) or all(
+            _requests.part_problem(part, mapped["role"]) is None for part in content
+        )
+        if known(message):  # passed on exactly; anything else was refused above
+            assert content == expected_content(message)
 
 
 @HEAVY
@@ -161,7 +210,16 @@ def test_a_converted_conversation_is_sent_intact_or_refused(
         return
     sent = json.loads(body)
     assert sent["messages"] == wire
-    assert any(m["content"].strip() for m in sent["messages"])  # never an empty conversation
+    # never an empty conversation
+    assert any(
+        part["type"] == "image_url" or part["text"].strip()
+        for m in sent["messages"]
+        for part in (
+            [{"type": "text", "text": m["content"]}]
+            if isinstance(m["content"], str)
+            else m["content"]
+        )
+    )
 
 
 @given(ANY_TEXT)

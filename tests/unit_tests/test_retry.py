@@ -207,6 +207,29 @@ async def test_redirects_are_not_followed_or_retried(
     assert sent(http) == 1
 
 
+@pytest.mark.parametrize(
+    ("location", "advice"),
+    [
+        # The service moved its site once: the error names the new host to configure.
+        ("https://api.websim.com/api/v1/inference/run_chat_completion", "https://api.websim.com"),
+        ("https://user:secret@websim.com:8443/x", "https://websim.com:8443"),
+        ("/api/v2/chat", "the service's real host"),  # same host: not a base_url problem
+        ("javascript:alert(1)", "the service's real host"),
+    ],
+)
+async def test_a_redirect_names_where_to_point_base_url(
+    http: aioresponses, make_client: Callable[..., WebsimClient], location: str, advice: str
+) -> None:
+    http.post(CHAT_URL, status=308, headers={"Location": location})
+    with pytest.raises(WebsimAPIError) as info:
+        await make_client().achat(MESSAGES)
+    message = str(info.value)
+    assert f"redirected to {location}" in message
+    assert f"set base_url (or WEBSIM_BASE_URL) to {advice}" in message
+    assert "secret" not in message.split("set base_url")[1]  # the advice carries no credentials
+    assert sent(http) == 1
+
+
 async def test_image_requests_are_retried_too(
     http: aioresponses, sleeps: list[float], make_client: Callable[..., WebsimClient]
 ) -> None:

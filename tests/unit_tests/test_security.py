@@ -39,7 +39,7 @@ from langchain_websim.testing import WebsimEmulator
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 DRAWS = 2000
-BASE = "https://websim.ai"
+BASE = "https://api.websim.com"
 CHAT_URL = BASE + CHAT.path
 IMAGE_URL = BASE + IMAGE.path
 CDN = "https://cdn.websim.test/a.png"

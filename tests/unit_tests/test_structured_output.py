@@ -225,13 +225,50 @@ async def test_json_mode_checks_only_for_an_object_unless_pydantic(
         await llm.with_structured_output(Joke, method="json_mode").ainvoke("x")
 
 
-async def test_json_mode_does_not_send_the_unconfirmed_flag(
+def json_flags(http: aioresponses) -> list[bool]:
+    """Whether each chat request so far carried Websim's ``"json": true``."""
+    calls = http.requests.get(("POST", URL(CHAT_URL)), [])
+    bodies = [json.loads(c.kwargs["data"]) for c in calls]
+    for body in bodies:
+        assert body.get("json", True) is True  # the flag is sent as true or not at all
+    return ["json" in body for body in bodies]
+
+
+@pytest.mark.parametrize("method", ["json_schema", "json_mode", "function_calling"])
+async def test_structured_output_sends_the_json_flag_with_every_method(
+    http: aioresponses, llm: ChatWebsim, method: Any
+) -> None:
+    reply(http, _call("Joke", JOKE) if method == "function_calling" else json.dumps(JOKE))
+    assert await llm.with_structured_output(Joke, method=method).ainvoke("joke") == Joke(**JOKE)
+    assert json_flags(http) == [True]
+
+
+async def test_json_flag_follows_whether_the_reply_must_be_json(
     http: aioresponses, llm: ChatWebsim
 ) -> None:
-    reply(http, "{}")
-    await llm.with_structured_output(None, method="json_mode").ainvoke("x")
-    call = http.requests[("POST", URL(CHAT_URL))][0]
-    assert "json" not in json.loads(call.kwargs["data"])
+    reply(http, "plain", "plain", "plain", _call("Joke", JOKE), "{}", "plain", _call("Joke", JOKE))
+    await llm.ainvoke("plain chat")
+    await llm.bind_tools([Joke]).ainvoke("the model may call")  # auto: prose is fine
+    await llm.bind_tools([Joke], tool_choice="none").ainvoke("nothing offered")
+    await llm.bind_tools([Joke], tool_choice="any").ainvoke("a call is required")
+    await llm.bind(response_format={"type": "json_object"}).ainvoke("a JSON answer")
+    # A required call that never comes is asked for again, in JSON mode again.
+    forced = llm.model_copy(update={"tool_call_retries": 1}).bind_tools([Joke], tool_choice="Joke")
+    assert (await forced.ainvoke("call Joke")).tool_calls[0]["args"] == JOKE
+    assert json_flags(http) == [False, False, False, True, True, True, True]
+
+
+async def test_explicit_json_mode_overrides_the_automatic_choice(http: aioresponses) -> None:
+    reply(http, "{}", "{}", json.dumps(JOKE))
+    client = WebsimClient(BASE, max_retries=0)
+    always = ChatWebsim(client=client, json_mode=True)
+    never = ChatWebsim(client=client, json_mode=False)
+    assert ChatWebsim().json_mode is None  # automatic by default
+    await always.ainvoke("plain chat")
+    await always.bind_tools([Joke]).ainvoke("auto tools")
+    assert await never.with_structured_output(Joke).ainvoke("joke") == Joke(**JOKE)
+    await client.aclose()
+    assert json_flags(http) == [True, True, False]
 
 
 # --------------------------------------------------------------------------- function_calling

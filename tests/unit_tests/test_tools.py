@@ -307,6 +307,31 @@ async def test_async_tool_call_invoke(make_tool: ToolFactory, http: aioresponses
     _check_tool_message(await make_tool().ainvoke(tool_call(args)), http)
 
 
+async def test_return_image_puts_an_image_block_in_the_content(
+    make_tool: ToolFactory, http: aioresponses
+) -> None:
+    http.post(IMAGE_URL, payload={"url": CDN}, repeat=True)
+    looking = make_tool(return_image=True)
+    assert make_tool().return_image is False
+    args = {"prompt": "a lighthouse at dusk", "aspect_ratio": "16:9"}
+    message = await looking.ainvoke(tool_call(args))
+    assert isinstance(message, ToolMessage)
+    assert without_ids(message.content) == [
+        {"type": "text", "text": CDN},
+        {"type": "image", "url": CDN},
+    ]
+    assert message.text == CDN  # what a text-only reader (and StrOutputParser) sees
+    assert [block["type"] for block in message.content_blocks] == ["text", "image"]
+    assert message.artifact is not None and message.artifact["url"] == CDN  # unchanged
+    # Invoked with plain arguments, the content itself comes back.
+    assert without_ids(looking.invoke({"prompt": "a fox"})) == without_ids(message.content)
+
+
+def without_ids(content: Any) -> list[dict[str, Any]]:
+    # Standard blocks carry a fresh "lc_..." id each.
+    return [{k: v for k, v in block.items() if k != "id"} for block in content]
+
+
 async def test_sync_invoke_runs_on_the_client_loop_even_inside_a_running_loop(
     make_tool: ToolFactory, http: aioresponses
 ) -> None:

@@ -383,7 +383,7 @@ def test_challenge_detection(
 
 
 def test_known_names() -> None:
-    assert _wire.DEFAULT_BASE_URL == "https://websim.ai"
+    assert _wire.DEFAULT_BASE_URL == "https://api.websim.com"
     assert _wire.BASE_URL_ENV == "WEBSIM_BASE_URL"
     assert _wire.CHAT_MODELS[0] == "gemini-1.5-pro"
     assert _wire.IMAGE_MODELS == ("flux",)
