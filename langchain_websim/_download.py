@@ -63,8 +63,10 @@ async def fetch(
     ``session_timeout`` is the session's own limit (it is enforced there), for the message.
     """
     try:
+        # aiohttp refuses the redirect that reaches max_redirects, so one more lets
+        # MAX_REDIRECTS of them through.
         async with session.get(
-            url, headers=_HEADERS, proxy=proxy, max_redirects=MAX_REDIRECTS
+            url, headers=_HEADERS, proxy=proxy, max_redirects=MAX_REDIRECTS + 1
         ) as resp:
             content_type = resp.headers.get(hdrs.CONTENT_TYPE, "")
             if not 200 <= resp.status < 300:
