@@ -3,6 +3,8 @@
 ``ChatWebsim`` (chat model), ``WebsimImageTool`` (image generation tool) and
 ``WebsimClient`` (the shared async HTTP client both use).  Public names are imported lazily,
 so ``import langchain_websim`` stays cheap until a class is actually used.
+
+Documentation: https://github.com/langchain-websim/langchain-websim/blob/main/README.md
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
-        """Answers as ``schema`` (pydantic model, TypedDict or JSON schema); see the docs.
+        """Answers as ``schema`` (a pydantic model, TypedDict or JSON schema).
 
         ``"json_schema"`` asks for JSON matching the schema and validates it, ``"json_mode"``
         asks for a JSON object and validates pydantic schemas only, ``"function_calling"``
