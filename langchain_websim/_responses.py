@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 from langchain_websim._download import writable_path, write_file
-from langchain_websim._requests import ImageRequest, set_image_options
+from langchain_websim._requests import IMAGE_OPTIONS, ImageRequest, set_image_options
 
 __all__ = ["WebsimChatResponse", "WebsimImageResponse"]
 
@@ -75,7 +75,8 @@ class WebsimImageResponse:
             project_id,
             attempts,
             elapsed,
-            **request.options,
+            # As the request holds them: image_inputs stays a tuple, so the response hashes.
+            **{name: getattr(request, name) for name in IMAGE_OPTIONS},
             client=client,
         )
 

@@ -149,6 +149,10 @@ async def test_client_sends_the_options_and_echoes_them(
     assert image.image_inputs is None
     assert image.options == {"seed": 9, "width": 640, "transparent": True}
     assert image.client is client
+    http.post(IMAGE_URL, payload={"url": CDN})
+    edit = await client.agenerate_image("a fox", image_inputs=[DATA_URL])
+    assert edit.image_inputs == (DATA_URL,) and edit.options == {"image_inputs": [DATA_URL]}
+    assert hash(edit) != hash(image)  # frozen and hashable, like a response without options
 
 
 def test_an_image_response_pickles_without_its_client(client: WebsimClient) -> None:
