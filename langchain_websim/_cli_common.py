@@ -35,6 +35,7 @@ EXIT_OK, EXIT_SERVICE, EXIT_USAGE = 0, 1, 2
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 _URL_SCHEMES = ("http://", "https://", "data:")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -78,13 +79,7 @@ def image_file_name(url: str, data: bytes, number: int) -> str:
     kind = image_type(data)
     suffix = kind[0] if kind else ".img"
     name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    if _SAFE_NAME.match(name) and Path(name).suffix.lower() in (
-        ".png",
-        ".jpg",
-        ".jpeg",
-        ".gif",
-        ".webp",
-    ):
+    if _SAFE_NAME.match(name) and Path(name).suffix.lower() in _IMAGE_SUFFIXES:
         return name
     return f"image-{number}{suffix}"
 

@@ -199,18 +199,23 @@ def writable_path(path: str | os.PathLike[str]) -> Path:
     if not str(path).strip():
         raise ValueError("path is empty; give a file name such as 'image.png'")
     target = Path(path).expanduser()
-    if target.is_dir():
+    try:
+        is_dir, parent_is_dir = target.is_dir(), target.parent.is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise ValueError(f"cannot write {target}: {exc.strerror or exc}") from None
+    if is_dir:
         raise ValueError(
             f"{target} is a directory; give a file name such as {target / 'image.png'}"
         )
-    if not target.parent.is_dir():
+    if not parent_is_dir:
         raise ValueError(f"cannot write {target}: the directory {target.parent} does not exist")
     return target
 
 
 def write_file(target: Path, data: bytes) -> None:
     """Write the whole file or nothing: a failed write leaves no half image under the name."""
-    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    # Shortened, so a name near the file system's limit still gets a partial file beside it.
+    partial = target.with_name(f".{target.name[:100]}.{secrets.token_hex(4)}.part")
     # 0o666 less the umask, as for any file the user creates (a temp file would be 0o600).
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

@@ -186,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as err:
         print(f"websim: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:  # the machine's side: a file that cannot be written, a full disk
+        print(f"websim: {err}", file=sys.stderr)
+        return EXIT_SERVICE
     except KeyboardInterrupt:
         return 130
 
@@ -330,9 +333,12 @@ _PREPARE: dict[str, Callable[[argparse.Namespace], Job]] = {
 
 def _log_retries_to_stderr() -> None:
     # Retries are worth seeing from a shell, in the command's own voice.
+    logger = logging.getLogger("langchain_websim")
+    if any(getattr(h, "websim_cli", False) for h in logger.handlers):
+        return  # main() called again in the same process (tests, embedding)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("websim: %(message)s"))
-    logger = logging.getLogger("langchain_websim")
+    handler.websim_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
 

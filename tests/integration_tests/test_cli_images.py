@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from langchain_websim import WebsimClient, WebsimConnectionError, __version__
+from langchain_websim._client import _SHARED
 from langchain_websim.testing import WebsimEmulator, agent_responder
 from tests.integration_tests.cli_run import run
 from tests.png import read_png
@@ -162,3 +163,35 @@ def test_version_and_top_level_help() -> None:
     for command in ("chat", "image", "emulator", "demo"):
         assert re.search(rf"^    {command} +\w", overview, flags=re.MULTILINE), command
     assert "--emulator" not in overview and "--base-url" not in overview
+
+
+def test_a_file_that_cannot_be_written_is_a_failure_in_words(
+    emulator: WebsimEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # In process, to make the disk full; the command's log handler is removed afterwards.
+    import errno
+    import logging
+
+    from langchain_websim import _download, cli
+
+    def full_disk(target: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(_download, "write_file", full_disk)
+    logger = logging.getLogger("langchain_websim")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        code = cli.main(
+            ["image", "--base-url", emulator.base_url, "--output", str(tmp_path / "a.png"), "x"]
+        )
+    finally:
+        logger.handlers[:], logger.level = handlers, level
+        for client in [c for key, c in _SHARED.items() if key[0] == emulator.base_url]:
+            client.close()
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err == f"websim: [Errno 28] No space left on device: '{tmp_path / 'a.png'}'\n"
+    assert list(tmp_path.iterdir()) == []

@@ -22,7 +22,7 @@ from langchain_websim import (
     WebsimRateLimitError,
     WebsimResponseError,
 )
-from langchain_websim._download import image_type
+from langchain_websim._download import image_type, writable_path, write_file
 
 CDN = "https://cdn.websim.test/img/abc.png"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -176,3 +176,15 @@ def test_saving_a_hand_made_response_needs_a_client(tmp_path: Any) -> None:
 )
 def test_image_type_by_first_bytes(head: bytes, expected: tuple[str, str] | None) -> None:
     assert image_type(head) == expected
+
+
+def test_paths_are_checked_before_downloading_and_written_whole(tmp_path: Any) -> None:
+    with pytest.raises(ValueError, match=r"cannot write .*: File name too long"):
+        writable_path(tmp_path / ("x" * 300 + ".png"))
+    with pytest.raises(TypeError, match=r"path must be a str or os\.PathLike"):
+        writable_path(42)  # type: ignore[arg-type]
+    # A name near the file system's 255-byte limit still gets its partial file beside it.
+    long_name = tmp_path / ("y" * 250 + ".png")
+    write_file(writable_path(long_name), PNG)
+    assert long_name.read_bytes() == PNG
+    assert [p.name for p in tmp_path.iterdir()] == [long_name.name]
