@@ -3,6 +3,8 @@
 ``ChatWebsim`` (chat model), ``WebsimImageTool`` (image generation tool) and
 ``WebsimClient`` (the shared async HTTP client both use).  Public names are imported lazily,
 so ``import langchain_websim`` stays cheap until a class is actually used.
+
+Documentation: https://github.com/langchain-websim/langchain-websim/blob/main/README.md
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     # "X as X" marks an explicit re-export, so strict type checkers accept
     # `from langchain_websim import ChatWebsim` while the runtime import stays lazy.
-    from langchain_websim._client import WebsimChatResponse as WebsimChatResponse
     from langchain_websim._client import WebsimClient as WebsimClient
-    from langchain_websim._client import WebsimImageResponse as WebsimImageResponse
+    from langchain_websim._responses import WebsimChatResponse as WebsimChatResponse
+    from langchain_websim._responses import WebsimImageResponse as WebsimImageResponse
     from langchain_websim.chat_models import ChatWebsim as ChatWebsim
     from langchain_websim.errors import WebsimAPIError as WebsimAPIError
     from langchain_websim.errors import WebsimBlockedError as WebsimBlockedError
@@ -34,8 +36,8 @@ _EXPORTS: dict[str, str] = {
     "WebsimImageTool": "langchain_websim.tools",
     "WebsimImageInput": "langchain_websim.tools",
     "WebsimClient": "langchain_websim._client",
-    "WebsimChatResponse": "langchain_websim._client",
-    "WebsimImageResponse": "langchain_websim._client",
+    "WebsimChatResponse": "langchain_websim._responses",
+    "WebsimImageResponse": "langchain_websim._responses",
     "WebsimError": "langchain_websim.errors",
     "WebsimAPIError": "langchain_websim.errors",
     "WebsimRateLimitError": "langchain_websim.errors",

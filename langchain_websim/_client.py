@@ -14,14 +14,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar, Unpack, cast, overload
 
 import aiohttp
 
-from langchain_websim import _transport, _wire
+from langchain_websim import _download, _transport, _wire
 from langchain_websim._loops import BackgroundLoop, LoopSessions
-from langchain_websim._requests import ChatRequest, ImageRequest
+from langchain_websim._requests import ChatRequest, ImageOptions, ImageRequest
+from langchain_websim._responses import WebsimChatResponse, WebsimImageResponse
 from langchain_websim._retry import (
     RetryPolicy,
     _parse_retry_after_header,
@@ -38,28 +38,6 @@ logger = logging.getLogger("langchain_websim")
 T = TypeVar("T")
 
 __all__ = ["WebsimChatResponse", "WebsimClient", "WebsimImageResponse"]
-
-
-@dataclass(frozen=True, slots=True)
-class WebsimChatResponse:
-    """A chat answer: ``text`` is the stripped ``content`` the service returned."""
-
-    text: str
-    project_id: str
-    attempts: int
-    elapsed: float
-
-
-@dataclass(frozen=True, slots=True)
-class WebsimImageResponse:
-    """A generated image: ``url`` is the absolute http(s) URL the service returned."""
-
-    url: str
-    prompt: str
-    aspect_ratio: str
-    project_id: str
-    attempts: int
-    elapsed: float
 
 
 class WebsimClient:
@@ -150,9 +128,30 @@ class WebsimClient:
         *,
         aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO,
         project_id: str | None = None,
+        **options: Unpack[ImageOptions],
     ) -> WebsimImageResponse:
-        """Generate one image with ``flux``; return its URL."""
-        return await self.asend(ImageRequest(prompt, aspect_ratio, project_id))
+        """Generate one image with ``flux``; return its URL (``.save(path)`` downloads it).
+
+        ``options``, each sent only when given (documented by Websim's app runtime,
+        unconfirmed on its HTTP API): ``seed`` (int >= 0), ``width`` and ``height`` (64-2048
+        pixels), ``transparent`` (bool), ``image_inputs`` (http(s) or data URLs of reference
+        images).  Bad values raise ``TypeError``/``ValueError`` before anything is sent.
+        """
+        return await self.asend(ImageRequest(prompt, aspect_ratio, project_id, **options))
+
+    async def adownload(self, url: str) -> bytes:
+        """GET ``url`` (an image, typically) through this client's pool; return the bytes.
+
+        http(s) only; redirects followed; one attempt (no retries); at most 20 MiB, read in
+        chunks.  Failures raise the typed ``Websim*`` errors with ``endpoint="download"``.
+        """
+        checked = _download.check_url(url)
+        if self._closed:
+            raise RuntimeError("this WebsimClient is closed; create a new one")
+        session = await self._sessions.get()
+        return await _download.fetch(
+            session, checked, proxy=self.proxy, session_timeout=self.timeout
+        )
 
     @overload
     async def asend(self, request: ChatRequest) -> WebsimChatResponse: ...
@@ -172,9 +171,7 @@ class WebsimClient:
         url, attempts, elapsed = await self._send(
             request.endpoint, request.body(), _wire.parse_image_response
         )
-        return WebsimImageResponse(
-            url, request.prompt, request.aspect_ratio, project_id, attempts, elapsed
-        )
+        return WebsimImageResponse.for_request(request, url, attempts, elapsed, self)
 
     def chat(
         self,
@@ -192,11 +189,16 @@ class WebsimClient:
         *,
         aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO,
         project_id: str | None = None,
+        **options: Unpack[ImageOptions],
     ) -> WebsimImageResponse:
         """Blocking twin of :meth:`agenerate_image`."""
-        return self.run_sync(
-            self.agenerate_image(prompt, aspect_ratio=aspect_ratio, project_id=project_id)
-        )
+        # Built here, so bad input fails in the caller's thread with nothing sent.
+        request = ImageRequest(prompt, aspect_ratio, project_id, **options)
+        return self.run_sync(self.asend(request))
+
+    def download(self, url: str) -> bytes:
+        """Blocking twin of :meth:`adownload`."""
+        return self.run_sync(self.adownload(url))
 
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine of this client on its background loop and wait for the result."""

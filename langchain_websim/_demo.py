@@ -7,6 +7,7 @@ the model and ``WebsimImageTool`` as its only tool, streamed step by step.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, TextIO
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -40,7 +41,11 @@ def build_agent(base_url: str) -> Any:
     )
 
 
-def run_demo(prompt: str, *, base_url: str, as_json: bool, out: TextIO) -> int:
+def run_demo(
+    prompt: str, *, base_url: str, as_json: bool, out: TextIO, save_dir: Path | None = None
+) -> int:
+    """Stream the agent's steps to ``out``; with ``save_dir``, download each image there as
+    soon as the tool returns it (an emulator's URLs die when the command ends)."""
     if not prompt.strip():
         raise ValueError("the demo prompt is empty; say what the agent should draw")
     agent = build_agent(base_url)
@@ -51,12 +56,25 @@ def run_demo(prompt: str, *, base_url: str, as_json: bool, out: TextIO) -> int:
                 step = _describe(message)
                 if step is None:
                     continue
+                if save_dir is not None and step.get("url"):
+                    step["file"] = str(_save(base_url, step["url"], save_dir, len(steps)))
                 steps.append(step)
                 if not as_json:
                     print(_format(step), file=out, flush=True)
     if as_json:
         print(json.dumps({"prompt": prompt, "steps": steps}, indent=2), file=out)
     return 0
+
+
+def _save(base_url: str, url: str, save_dir: Path, number: int) -> Path:
+    from langchain_websim._cli_common import image_file_name
+    from langchain_websim._client import WebsimClient
+    from langchain_websim._download import write_file
+
+    data = WebsimClient.shared(base_url).download(url)
+    target = save_dir / image_file_name(url, data, number)
+    write_file(target, data)
+    return target
 
 
 def _describe(message: BaseMessage) -> dict[str, Any] | None:
@@ -95,5 +113,6 @@ def _format(step: dict[str, Any]) -> str:
     if kind == "tool_result":
         if step["status"] == "error":
             return f"<- tool error: {step['content']}"
-        return f"<- image: {step['url'] or step['content']}"
+        saved = f"\n   saved: {step['file']}" if step.get("file") else ""
+        return f"<- image: {step['url'] or step['content']}{saved}"
     return f"answer: {step['text']}"

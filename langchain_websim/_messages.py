@@ -29,8 +29,9 @@ from langchain_core.messages import (
 from langchain_core.messages.content import create_image_block, create_text_block
 from langchain_core.outputs import ChatGenerationChunk
 
+from langchain_websim._content import IMAGE_MIME_TYPES, image_url_problem
 from langchain_websim._prompt import render_tool_calls, render_tool_result
-from langchain_websim._requests import IMAGE_MIME_TYPES, image_url_problem, validate_prompt
+from langchain_websim._requests import validate_prompt
 from langchain_websim._wire import CHAT_ROLES
 
 __all__ = [

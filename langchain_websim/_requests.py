@@ -8,23 +8,26 @@ dataclass (with its check) and one entry where ``_wire`` builds the body.
 
 from __future__ import annotations
 
-import binascii
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from langchain_websim import _wire
+from langchain_websim._content import image_url_problem, part_problem
 
 __all__ = [
-    "IMAGE_MIME_TYPES",
-    "MAX_IMAGE_BYTES",
+    "IMAGE_OPTIONS",
+    "MAX_SEED",
+    "MAX_SIDE",
+    "MIN_SIDE",
     "ChatRequest",
+    "ImageOptions",
     "ImageRequest",
-    "image_url_problem",
     "new_project_id",
-    "part_problem",
+    "set_image_options",
     "validate_aspect_ratio",
+    "validate_image_option",
     "validate_project_id",
     "validate_prompt",
     "validate_wire_messages",
@@ -49,22 +52,69 @@ class ChatRequest:
         return _wire.chat_body(self)
 
 
+IMAGE_OPTIONS: tuple[str, ...] = _wire.IMAGE_OPTIONS
+"""The optional image parameters, each sent only when set (``None`` leaves it out)."""
+MIN_SIDE, MAX_SIDE = 64, 2048
+MAX_SEED = 2**53 - 1
+"""The largest integer a JSON number keeps exactly in JavaScript, which reads Websim's bodies."""
+
+
+class ImageOptions(TypedDict, total=False):
+    """The optional image parameters, as keyword arguments (``WebsimClient.generate_image``)."""
+
+    seed: int | None
+    width: int | None
+    height: int | None
+    transparent: bool | None
+    image_inputs: Sequence[str] | None
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRequest:
-    """One ``flux`` image: the prompt (stripped) and its options, checked on construction."""
+    """One ``flux`` image: the prompt (stripped) and its options, checked on construction.
+
+    ``seed``, ``width``, ``height``, ``transparent`` and ``image_inputs`` are documented by
+    Websim's app runtime and unconfirmed on its HTTP API: each is sent only when not ``None``.
+    """
 
     prompt: str
     aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
     project_id: str | None = None
+    seed: int | None = field(default=None, kw_only=True)
+    """Same seed, same prompt and options: the same image (int, 0 to ``MAX_SEED``)."""
+    width: int | None = field(default=None, kw_only=True)
+    """Pixels, ``MIN_SIDE`` to ``MAX_SIDE``."""
+    height: int | None = field(default=None, kw_only=True)
+    """Pixels, ``MIN_SIDE`` to ``MAX_SIDE``."""
+    transparent: bool | None = field(default=None, kw_only=True)
+    """A transparent background (an image with an alpha channel)."""
+    image_inputs: Sequence[str] | None = field(default=None, kw_only=True)
+    """Reference images to edit or vary: http(s) or ``data:image/...`` URLs, kept as a tuple
+    and sent as ``[{"url": ...}]``."""
     endpoint: _wire.Endpoint = field(default=_wire.IMAGE, init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt", validate_prompt(self.prompt))
         object.__setattr__(self, "aspect_ratio", validate_aspect_ratio(self.aspect_ratio))
         object.__setattr__(self, "project_id", _project_id(_wire.IMAGE, self.project_id))
+        for name in IMAGE_OPTIONS:
+            object.__setattr__(self, name, validate_image_option(name, getattr(self, name)))
 
     def body(self) -> bytes:
         return _wire.image_body(self)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options that are set, by name (``image_inputs`` as a list of URLs)."""
+        return set_image_options(self)
+
+
+def set_image_options(source: Any) -> dict[str, Any]:
+    """The image options ``source`` (a request or a response) has set, by name."""
+    options = {name: getattr(source, name) for name in IMAGE_OPTIONS}
+    if options["image_inputs"] is not None:
+        options["image_inputs"] = list(options["image_inputs"])
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _project_id(endpoint: _wire.Endpoint, project_id: str | None) -> str:
@@ -179,80 +229,75 @@ def _check_parts(i: int, parts: list[Any], role: str) -> None:
             raise ValueError(f"message {i} content part {j}: {problem}")
 
 
-# --------------------------------------------------------------------------- content parts
-
-IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
-"""The image types a data URL may carry (what public clients send and vision models read)."""
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-"""The largest image, decoded, one data URL may carry."""
-PART_TYPES = ("text", "image_url")
-
-# Base64 text longer than this decodes to more than the limit whatever its padding, so it
-# is refused before any decoding.
-_MAX_BASE64_CHARS = -(-MAX_IMAGE_BYTES // 3) * 4
+# --------------------------------------------------------------------------- image options
 
 
-def part_problem(part: Any, role: str) -> str | None:
-    """What is wrong with one wire content part of a ``role`` message (``None``: nothing).
-
-    Shared with the emulator, so the client and the stand-in service refuse the same parts.
-    """
-    if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
-        return (
-            "must be a dict with a string 'type' (e.g. {'type': 'text', 'text': ...}), "
-            f"got {_wire.excerpt(repr(part), 80)}"
+def validate_image_option(name: str, value: Any) -> Any:
+    """Check one image option by name; ``None`` (not set) passes as it is."""
+    check = _OPTION_CHECKS.get(name)
+    if check is None:
+        raise TypeError(
+            f"unknown image option {name!r}; the options are {', '.join(IMAGE_OPTIONS)}"
         )
-    kind = part["type"]
-    if kind == "text":
-        return None if isinstance(part.get("text"), str) else "a text part without a string 'text'"
-    if kind != "image_url":
-        return f"has type {kind!r}; Websim takes {' and '.join(map(repr, PART_TYPES))} parts only"
-    if role != "user":
-        return f"an image in a {role!r} message; Websim takes images in user messages only"
-    image = part.get("image_url")
-    url = image.get("url") if isinstance(image, Mapping) else None
-    if not isinstance(url, str):
-        return "an image_url part must be {'type': 'image_url', 'image_url': {'url': <string>}}"
-    return image_url_problem(url)
+    return None if value is None else check(value)
 
 
-def image_url_problem(url: str) -> str | None:
-    """What is wrong with an image URL: an http(s) URL or a base64 image data URL."""
-    if url[:5].lower() == "data:":
-        return _data_url_problem(url)
-    if _wire.is_absolute_http_url(url):
-        return None
-    return (
-        f"the image URL {_wire.excerpt(url, 80)!r} is neither an absolute http(s) URL nor a "
-        "data URL (data:image/png;base64,...)"
-    )
+def _whole_number(name: str, value: Any, low: int, high: int, hint: str) -> int:
+    # bool is an int subclass: True would otherwise be sent as seed 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number ({hint}), got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be {hint}, got {value}")
+    return value
 
 
-def _data_url_problem(url: str) -> str | None:
-    header, comma, data = url.partition(",")
-    params = [field.strip().lower() for field in header[5:].split(";")]
-    if not comma or len(params) < 2 or params[-1] != "base64":
-        return "the data URL is not of the form data:<image type>;base64,<data>"
-    mime = params[0]
-    if mime not in IMAGE_MIME_TYPES:
-        hint = " (JPEG is 'image/jpeg')" if mime == "image/jpg" else ""
-        return (
-            f"the data URL has the type {mime!r}{hint}; Websim takes {', '.join(IMAGE_MIME_TYPES)}"
+def validate_seed(seed: Any) -> int:
+    return _whole_number("seed", seed, 0, MAX_SEED, f"0 to {MAX_SEED}")
+
+
+def _side(name: str) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        return _whole_number(name, value, MIN_SIDE, MAX_SIDE, f"{MIN_SIDE} to {MAX_SIDE} pixels")
+
+    return check
+
+
+def validate_transparent(transparent: Any) -> bool:
+    if not isinstance(transparent, bool):
+        raise TypeError(f"transparent must be True or False, got {transparent!r}")
+    return transparent
+
+
+def validate_image_inputs(image_inputs: Any) -> tuple[str, ...]:
+    """A non-empty list of http(s) or ``data:image/...`` URLs, returned as a tuple."""
+    if isinstance(image_inputs, (str, bytes)) or not isinstance(image_inputs, Sequence):
+        raise TypeError(
+            f"image_inputs must be a list of image URLs (http(s) or data:image/...), "
+            f"got {_wire.excerpt(repr(image_inputs), 80)}"
         )
-    if not data:
-        return "the data URL holds no data"
-    if len(data) > _MAX_BASE64_CHARS:
-        return _too_large(None)
-    try:
-        size = len(binascii.a2b_base64(data, strict_mode=True))
-    except binascii.Error as exc:
-        return f"the data URL's base64 data is malformed ({exc})"
-    return _too_large(size) if size > MAX_IMAGE_BYTES else None
+    if not image_inputs:
+        raise ValueError("image_inputs is empty; give at least one image URL, or leave it unset")
+    urls: list[str] = []
+    for i, url in enumerate(image_inputs):
+        value = url.strip() if isinstance(url, str) else url
+        if not isinstance(value, str):
+            raise ValueError(
+                f"image_inputs[{i}] must be an http(s) URL or a data:image/... URL, "
+                f"got {_wire.excerpt(repr(url), 80)}"
+            )
+        problem = image_url_problem(value)
+        if problem is not None:
+            raise ValueError(
+                f"image_inputs[{i}] must be an http(s) URL or a data:image/... URL: {problem}"
+            )
+        urls.append(value)
+    return tuple(urls)
 
 
-def _too_large(size: int | None) -> str:
-    what = f"{size:,} bytes" if size is not None else "more than that"
-    return (
-        f"the image is too large: Websim takes at most {MAX_IMAGE_BYTES // (1024 * 1024)} MiB "
-        f"({MAX_IMAGE_BYTES:,} bytes) per image, decoded; this one is {what}"
-    )
+_OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "seed": validate_seed,
+    "width": _side("width"),
+    "height": _side("height"),
+    "transparent": validate_transparent,
+    "image_inputs": validate_image_inputs,
+}

@@ -37,6 +37,9 @@ DEFAULT_CHAT_MODEL = "gemini-1.5-pro"
 DEFAULT_IMAGE_MODEL = "flux"
 DEFAULT_ASPECT_RATIO = "1:1"
 KNOWN_ASPECT_RATIOS = ("1:1", "16:9", "9:16")
+# Image parameters Websim's app runtime documents beyond the three every client sends; none
+# has been seen on the HTTP API, so each goes into the body only when the caller sets it.
+IMAGE_OPTIONS = ("seed", "width", "height", "transparent", "image_inputs")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 EXCERPT_CHARS = 500
@@ -121,6 +124,16 @@ class _ImageFields(Protocol):
     def aspect_ratio(self) -> str: ...
     @property
     def project_id(self) -> str | None: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def transparent(self) -> bool | None: ...
+    @property
+    def image_inputs(self) -> Sequence[str] | None: ...
 
 
 def chat_body(request: _ChatFields) -> bytes:
@@ -131,11 +144,16 @@ def chat_body(request: _ChatFields) -> bytes:
 
 
 def image_body(request: _ImageFields) -> bytes:
-    payload = {
+    payload: dict[str, Any] = {
         "project_id": request.project_id,
         "prompt": request.prompt,
         "aspect_ratio": request.aspect_ratio,
     }
+    for name in IMAGE_OPTIONS:
+        value = getattr(request, name)
+        if value is not None:
+            # The runtime takes reference images as objects, leaving room for more fields.
+            payload[name] = [{"url": url} for url in value] if name == "image_inputs" else value
     return _encode(payload)
 
 

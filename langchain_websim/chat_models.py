@@ -20,11 +20,11 @@ from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_val
 
 from langchain_websim import _wire
 from langchain_websim._client_owner import ClientOwner
+from langchain_websim._image_options import IMAGE_OPTIONS, ImageOptionFields, image_message
 from langchain_websim._messages import (
     answer_metadata,
     apply_stop,
     convert_messages,
-    image_content,
     image_prompt,
     only_chunk,
     validate_stop,
@@ -50,12 +50,13 @@ IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
 
 # Per-call keyword arguments ChatWebsim understands; anything else is a caller mistake.
 TOOL_KWARGS = frozenset({"tools", "tool_choice", "response_format"})
-_CALL_KWARGS = frozenset({"model", "prompt", "aspect_ratio", "project_id", "stream", *TOOL_KWARGS})
+_IMAGE_KWARGS = ("prompt", "aspect_ratio", *IMAGE_OPTIONS)
+_CALL_KWARGS = frozenset({"model", "project_id", "stream", *_IMAGE_KWARGS, *TOOL_KWARGS})
 # LangChain's standard parameters that Websim has no equivalent for.
 _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 
 
-class ChatWebsim(ClientOwner, BaseChatModel):
+class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
     """Websim chat model (and ``flux`` image generation through the chat interface).
 
     Setup: ``pip install langchain-websim``; no API key.  ``WEBSIM_BASE_URL`` (or
@@ -74,13 +75,14 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         project_id: a fixed Websim project id; by default every request gets a fresh one.
         stop: stop sequences, applied to chat answers on our side (Websim has none).
         aspect_ratio: for image models, ``"1:1"`` by default.
+        seed, width, height, transparent, image_inputs: ``flux`` options, sent when set.
         streaming: route ``invoke`` through the (single-chunk) streaming path.
         tool_call_retries: re-asks when a tool call is required and the reply made none.
         json_mode: Websim's ``"json": true`` flag; default: automatic (see the field).
 
     ``bind_tools`` and ``with_structured_output`` work through the prompt (Websim has no
     native tools); ``temperature``, ``max_tokens`` and ``api_key`` are ignored with a
-    warning.  See docs/chat.md.
+    warning.  See https://github.com/langchain-websim/langchain-websim/blob/main/docs/chat.md
 
     Invoke:
         ```python
@@ -88,11 +90,11 @@ class ChatWebsim(ClientOwner, BaseChatModel):
 
         llm = ChatWebsim()
         llm.invoke([("system", "Answer briefly."), ("human", "What is 2 + 2?")])
-        ChatWebsim(model="flux").invoke("a lighthouse", aspect_ratio="16:9")
+        ChatWebsim(model="flux").invoke("a lighthouse", aspect_ratio="16:9", seed=7)
         ```
 
-    Response metadata: ``model_name``, ``model_provider``, ``project_id``,
-    ``finish_reason``, ``attempts`` and, for images, ``image_url`` and ``aspect_ratio``.
+    Response metadata: ``model_name``, ``model_provider``, ``project_id``, ``finish_reason``,
+    ``attempts`` and, for images, ``image_url``, ``aspect_ratio`` and the options sent.
     ``usage_metadata`` is never set: Websim reports no token counts.
     """
 
@@ -227,7 +229,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         strict: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
-        """Answers as ``schema`` (pydantic model, TypedDict or JSON schema); see docs/chat.md.
+        """Answers as ``schema`` (a pydantic model, TypedDict or JSON schema).
 
         ``"json_schema"`` asks for JSON matching the schema and validates it, ``"json_mode"``
         asks for a JSON object and validates pydantic schemas only, ``"function_calling"``
@@ -279,8 +281,8 @@ class ChatWebsim(ClientOwner, BaseChatModel):
             unknown = ", ".join(sorted(set(kwargs) - _CALL_KWARGS))
             raise TypeError(
                 f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
-                "model, project_id, stop, tools, tool_choice, response_format, and prompt / "
-                "aspect_ratio for image models)"
+                "model, project_id, stop, tools, tool_choice, response_format, and for image "
+                f"models {', '.join(_IMAGE_KWARGS)})"
             )
         model = kwargs.get("model", self.model)
         if not isinstance(model, str) or not model.strip():
@@ -289,10 +291,11 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         project_id = kwargs.get("project_id", self.project_id)
         if model.lower() in IMAGE_MODELS:
             return await self._agenerate_image(model, wire, project_id, kwargs)
-        if "prompt" in kwargs or "aspect_ratio" in kwargs:
+        if not kwargs.keys().isdisjoint(_IMAGE_KWARGS):
+            names = ", ".join(f"{name}=" for name in _IMAGE_KWARGS if name in kwargs)
             raise ValueError(
-                f"prompt= and aspect_ratio= apply to image models ({', '.join(IMAGE_MODELS)}) "
-                f"only, not to the chat model {model!r}"
+                f"{names} apply to image models ({', '.join(IMAGE_MODELS)}) only, not to the "
+                f"chat model {model!r}"
             )
         stop = self.stop if stop is None else validate_stop(stop)
         if kwargs and not TOOL_KWARGS.isdisjoint(kwargs):
@@ -307,10 +310,8 @@ class ChatWebsim(ClientOwner, BaseChatModel):
     ) -> AIMessage:
         prompt = image_prompt(wire, kwargs.get("prompt"))
         ratio = kwargs.get("aspect_ratio", self.aspect_ratio)
-        image = await self._websim_client().asend(ImageRequest(prompt, ratio, project_id))
-        metadata = answer_metadata(model, image.project_id, image.attempts)
-        metadata.update(image_url=image.url, aspect_ratio=image.aspect_ratio)
-        return AIMessage(content=image_content(image.url), response_metadata=metadata)
+        request = ImageRequest(prompt, ratio, project_id, **self.image_options(kwargs))
+        return image_message(model, await self._websim_client().asend(request))
 
     async def _achat_with_tools(
         self,

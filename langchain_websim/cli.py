@@ -1,7 +1,8 @@
 """The ``websim`` command: try the package from a shell before writing code.
 
 Exit codes: 0 success, 1 the service failed (the typed error's message on stderr, no
-traceback), 2 a usage error (bad arguments or input rejected before any request).
+traceback), 2 a usage error (bad arguments or input, refused before the emulator starts or a
+request is sent).  Every problem is reported on a line starting with ``websim:``.
 """
 
 from __future__ import annotations
@@ -12,111 +13,182 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
-from langchain_websim import _wire
+from langchain_websim import __version__, _wire
+from langchain_websim._cli_common import (
+    EXIT_OK,
+    EXIT_SERVICE,
+    EXIT_USAGE,
+    CommandParser,
+    image_file_name,
+    image_input,
+    keep_dir,
+    note,
+    output_dir,
+    output_file,
+)
+from langchain_websim._cli_emulator import DESCRIPTION as EMULATOR_DESCRIPTION
+from langchain_websim._cli_emulator import add_emulator_options, serve
+from langchain_websim._requests import ImageRequest, validate_prompt, validate_wire_messages
 from langchain_websim._settings import normalize_base_url
 
-EXIT_OK, EXIT_SERVICE, EXIT_USAGE = 0, 1, 2
-CANNED_NOTE = "(offline: answers come from the local Websim emulator and are canned, not a model)"
+__all__ = ["EXIT_OK", "EXIT_SERVICE", "EXIT_USAGE", "build_parser", "main"]
+
+CANNED_NOTE = "offline: answers come from the local Websim emulator and are canned, not a model"
+DIES_NOTE = "the emulator stops with this command, and its image URLs with it"
+
+Job = Callable[[argparse.Namespace, str], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # Connection options are accepted before or after the subcommand; SUPPRESS keeps a
-    # subcommand's unset option from overwriting the value given before it.
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--base-url",
-        default=argparse.SUPPRESS,
-        help=f"service root (default: ${_wire.BASE_URL_ENV} or {_wire.DEFAULT_BASE_URL})",
-    )
-    common.add_argument(
-        "--emulator",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="run against an in-process emulator (offline; canned answers)",
-    )
-    common.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="print the full result as JSON",
-    )
-
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="websim",
-        description="Websim AI from the command line: chat, images, an emulator, an agent demo.",
-        parents=[common],
+        description="Websim AI from the command line: chat, images, an emulator, an agent "
+        "demo. Run 'websim COMMAND --help' for a command's options.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"langchain-websim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
 
-    chat = sub.add_parser("chat", parents=[common], help="ask the chat model; print the answer")
-    chat.add_argument("--model", default=_wire.DEFAULT_CHAT_MODEL, help="model name (routing)")
-    chat.add_argument("--system", default=None, help="a system message sent first")
+    chat = _command(sub, "chat", "ask the chat model; print the answer", _CHAT_DESCRIPTION)
+    chat.add_argument(
+        "--model",
+        default=_wire.DEFAULT_CHAT_MODEL,
+        help="model name; it only routes the call, Websim picks the chat model itself, and "
+        "'flux' generates an image instead (default: %(default)s)",
+    )
+    chat.add_argument("--system", help="a system message sent first (default: none)")
     chat.add_argument("prompt", nargs="+", help="what to ask (words are joined)")
 
-    image = sub.add_parser("image", parents=[common], help="generate an image; print its URL")
-    image.add_argument(
-        "--aspect-ratio",
-        default=_wire.DEFAULT_ASPECT_RATIO,
-        help=f"W:H, e.g. {', '.join(_wire.KNOWN_ASPECT_RATIOS)}",
-    )
+    image = _command(sub, "image", "generate an image; print its URL", _IMAGE_DESCRIPTION)
+    _add_image_options(image)
     image.add_argument("prompt", nargs="+", help="what to draw (words are joined)")
 
-    emu = sub.add_parser("emulator", parents=[common], help="serve the local Websim emulator")
-    emu.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765)")
-    emu.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    emu.add_argument(
-        "--agent", action="store_true", help="answer tool-offering requests by calling a tool"
+    emulator = sub.add_parser(
+        "emulator", help="serve the local Websim emulator", description=EMULATOR_DESCRIPTION
     )
-    _add_rate_limit_options(emu)
+    add_emulator_options(emulator)
 
-    demo = sub.add_parser(
-        "demo", parents=[common], help="an agent that draws what you ask and describes it"
+    demo = _command(
+        sub, "demo", "an agent that draws what you ask and describes it", _DEMO_DESCRIPTION
+    )
+    demo.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="save every generated image into DIR, created if missing (default: with "
+        "--emulator, a new temporary directory; otherwise not saved)",
     )
     demo.add_argument(
         "prompt",
         nargs="*",
         default=["Draw a lighthouse on a cliff at dusk"],
-        help="what the agent should draw (words are joined)",
+        help="what the agent should draw (words are joined; default: %(default)s)",
     )
     return parser
 
 
-def _add_rate_limit_options(emu: argparse.ArgumentParser) -> None:
-    emu.add_argument("--rate-limit", type=float, metavar="R", help="requests/s per endpoint")
-    emu.add_argument("--burst", type=int, metavar="B", help="requests admitted at once")
-    emu.add_argument("--retry-after", type=float, metavar="S", help="Retry-After on each 429")
+_CHAT_DESCRIPTION = (
+    "Send PROMPT (after an optional system message) to the Websim chat model and print the "
+    "answer. With --model flux, PROMPT goes to the image model and the image URL is printed."
+)
+_IMAGE_DESCRIPTION = (
+    "Generate one image with Websim's flux model and print its URL; --output saves it. "
+    "--seed, --width, --height, --transparent and --image-input are documented by Websim's "
+    "app runtime and unconfirmed on its HTTP API: each is sent only when given."
+)
+_DEMO_DESCRIPTION = (
+    "Run an agent (langchain's create_agent with ChatWebsim and WebsimImageTool) that draws "
+    "what you ask and describes the result, printing each step. Needs "
+    "'pip install langchain-websim[agent]'."
+)
+
+
+def _command(sub: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand that talks to Websim: the target options, then its own."""
+    command: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=description)
+    target = command.add_mutually_exclusive_group()
+    target.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"service root (default: ${_wire.BASE_URL_ENV}, else {_wire.DEFAULT_BASE_URL})",
+    )
+    target.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against an in-process emulator: offline, canned answers; images are saved "
+        "before it stops (default: off)",
+    )
+    command.add_argument("--json", action="store_true", help="print the full result as JSON")
+    return command
+
+
+def _add_image_options(image: argparse.ArgumentParser) -> None:
+    image.add_argument(
+        "--aspect-ratio",
+        default=_wire.DEFAULT_ASPECT_RATIO,
+        metavar="W:H",
+        help=f"shape, e.g. {', '.join(_wire.KNOWN_ASPECT_RATIOS)} (default: %(default)s)",
+    )
+    image.add_argument(
+        "--seed", type=int, metavar="N", help="same seed and prompt, same image (default: random)"
+    )
+    image.add_argument("--width", type=int, metavar="PX", help="64-2048 (default: the service's)")
+    image.add_argument("--height", type=int, metavar="PX", help="64-2048 (default: the service's)")
+    image.add_argument(
+        "--transparent",
+        action="store_const",
+        const=True,
+        help="ask for a transparent background (default: not sent)",
+    )
+    image.add_argument(
+        "--image-input",
+        action="append",
+        metavar="URL_OR_FILE",
+        help="a reference image to edit or vary: an http(s) or data: URL, or a local image "
+        "file (sent as a data URL); repeat for several (default: none)",
+    )
+    image.add_argument(
+        "--output",
+        metavar="FILE",
+        help="save the image to FILE (default: with --emulator, a new temporary directory; "
+        "otherwise not saved)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.base_url = getattr(args, "base_url", None)
-    args.emulator = getattr(args, "emulator", False)
-    args.json = getattr(args, "json", False)
-    if isinstance(getattr(args, "prompt", None), list):
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # argparse would blame the top-level command; the option is foreign to the subcommand.
+        parser.exit(
+            EXIT_USAGE,
+            f"websim: unrecognized arguments: {' '.join(unknown)} "
+            f"(see 'websim {args.command} --help')\n",
+        )
+    if args.command == "emulator":
+        return serve(args)
+    if isinstance(args.prompt, list):
         args.prompt = " ".join(args.prompt)
     _log_retries_to_stderr()
 
     from langchain_websim.errors import WebsimError
 
     try:
-        if args.command == "emulator":
-            return _serve_emulator(args)
+        # Input is checked before an emulator starts or a request is sent.
+        job = _PREPARE[args.command](args)
         with _target(args) as base_url:
-            if args.command == "chat":
-                return _chat(args, base_url)
-            if args.command == "image":
-                return _image(args, base_url)
-            return _demo(args, base_url)
+            return job(args, base_url)
     except WebsimError as err:
         print(f"websim: {err}", file=sys.stderr)
         return EXIT_SERVICE
     except (ValueError, TypeError) as err:
         print(f"websim: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:  # the machine's side: a file that cannot be written, a full disk
+        print(f"websim: {err}", file=sys.stderr)
+        return EXIT_SERVICE
     except KeyboardInterrupt:
         return 130
 
@@ -134,8 +206,21 @@ def _target(args: argparse.Namespace) -> Iterator[str]:
     # For the demo the emulator plays a cooperative tool-using model (agent mode).
     emulator = WebsimEmulator(chat_responder=agent_responder if args.command == "demo" else None)
     with emulator:
-        print(CANNED_NOTE, file=sys.stderr)
+        note(CANNED_NOTE)
         yield emulator.base_url
+
+
+# ---------------------------------------------------------------------- chat
+
+
+def _prepare_chat(args: argparse.Namespace) -> Job:
+    if not args.model.strip():
+        raise ValueError("--model is empty; give a model name such as 'gemini-1.5-pro'")
+    system = [{"role": "system", "content": args.system}] if args.system else []
+    validate_wire_messages([*system, {"role": "user", "content": args.prompt}])
+    if args.model.lower() in _wire.IMAGE_MODELS:
+        validate_prompt(args.prompt)
+    return _chat
 
 
 def _chat(args: argparse.Namespace, base_url: str) -> int:
@@ -150,27 +235,53 @@ def _chat(args: argparse.Namespace, base_url: str) -> int:
     messages.append(HumanMessage(args.prompt))
     answer = model.invoke(messages)
     meta = dict(answer.response_metadata)
+    saved = _keep(args, base_url, meta["image_url"], None) if "image_url" in meta else None
     if args.json:
-        _print_json({"content": answer.content, "response_metadata": meta})
+        extra = {"file": str(saved)} if saved else {}
+        _print_json({"content": answer.content, "response_metadata": meta, **extra})
     else:
         print(meta.get("image_url") or answer.text)
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------- image
+
+
+def _prepare_image(args: argparse.Namespace) -> Job:
+    inputs = [image_input(value) for value in args.image_input or ()]
+    args.request = ImageRequest(
+        args.prompt,
+        args.aspect_ratio,
+        seed=args.seed,
+        width=args.width,
+        height=args.height,
+        transparent=args.transparent,
+        image_inputs=inputs or None,
+    )
+    args.output = output_file(args.output)
+    return _image
 
 
 def _image(args: argparse.Namespace, base_url: str) -> int:
     from langchain_websim._client import WebsimClient
 
     client = WebsimClient.shared(base_url)
-    result = client.generate_image(args.prompt, aspect_ratio=args.aspect_ratio)
+    result = client.run_sync(client.asend(args.request))
+    saved = _keep(args, base_url, result.url, args.output)
     if args.json:
+        options = dict(result.options)
+        if "image_inputs" in options:  # data URLs can be megabytes: count them instead
+            options["image_inputs"] = len(options["image_inputs"])
         _print_json(
             {
                 "url": result.url,
                 "prompt": result.prompt,
                 "aspect_ratio": result.aspect_ratio,
+                **options,
                 "model": _wire.DEFAULT_IMAGE_MODEL,
                 "project_id": result.project_id,
                 "attempts": result.attempts,
+                **({"file": str(saved)} if saved else {}),
             }
         )
     else:
@@ -178,29 +289,56 @@ def _image(args: argparse.Namespace, base_url: str) -> int:
     return EXIT_OK
 
 
-def _serve_emulator(args: argparse.Namespace) -> int:
-    from langchain_websim.testing.__main__ import main as emulator_main
+def _keep(args: argparse.Namespace, base_url: str, url: str, output: Path | None) -> Path | None:
+    """Save the image when asked to, and always from the emulator, whose URLs die with it."""
+    if output is None and not args.emulator:
+        return None
+    from langchain_websim._client import WebsimClient
+    from langchain_websim._download import write_file
 
-    argv = ["--port", str(args.port), "--host", args.host]
-    for option in ("rate_limit", "burst", "retry_after"):
-        value = getattr(args, option)
-        if value is not None:
-            # "--opt=value": a value such as -inf must not read as an option of its own.
-            argv.append(f"--{option.replace('_', '-')}={value!r}")
-    return emulator_main([*argv, "--agent"] if args.agent else argv)
+    data = WebsimClient.shared(base_url).download(url)
+    target = output or keep_dir() / image_file_name(url, data, 1)
+    write_file(target, data)
+    note(f"{DIES_NOTE}; the image is saved at {target}" if args.emulator else f"saved {target}")
+    return target
+
+
+# ---------------------------------------------------------------------- demo
+
+
+def _prepare_demo(args: argparse.Namespace) -> Job:
+    validate_prompt(args.prompt)
+    args.output_dir = output_dir(args.output_dir)
+    return _demo
 
 
 def _demo(args: argparse.Namespace, base_url: str) -> int:
     from langchain_websim._demo import run_demo
 
-    return run_demo(args.prompt, base_url=base_url, as_json=args.json, out=sys.stdout)
+    save_dir = args.output_dir or (keep_dir() if args.emulator else None)
+    code = run_demo(
+        args.prompt, base_url=base_url, as_json=args.json, out=sys.stdout, save_dir=save_dir
+    )
+    if args.emulator and save_dir is not None:
+        note(f"{DIES_NOTE}; the images are saved in {save_dir}")
+    return code
+
+
+_PREPARE: dict[str, Callable[[argparse.Namespace], Job]] = {
+    "chat": _prepare_chat,
+    "image": _prepare_image,
+    "demo": _prepare_demo,
+}
 
 
 def _log_retries_to_stderr() -> None:
     # Retries are worth seeing from a shell, in the command's own voice.
+    logger = logging.getLogger("langchain_websim")
+    if any(getattr(h, "websim_cli", False) for h in logger.handlers):
+        return  # main() called again in the same process (tests, embedding)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("websim: %(message)s"))
-    logger = logging.getLogger("langchain_websim")
+    handler.websim_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING)
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Self
 
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools import BaseTool, InjectedToolArg, ToolException
 from langchain_core.tools.base import ArgsSchema, ToolExceptionHandlerOutput
 from pydantic import (
     BaseModel,
@@ -29,6 +29,7 @@ from pydantic.v1 import ValidationError as ValidationErrorV1
 
 from langchain_websim import _wire
 from langchain_websim._client_owner import ClientOwner
+from langchain_websim._image_options import IMAGE_OPTIONS, ImageOptionFields, check_image_field
 from langchain_websim._messages import image_content
 from langchain_websim._requests import (
     ImageRequest,
@@ -36,6 +37,7 @@ from langchain_websim._requests import (
     validate_project_id,
     validate_prompt,
 )
+from langchain_websim._responses import WebsimImageResponse
 from langchain_websim.errors import (
     WebsimAPIError,
     WebsimBlockedError,
@@ -65,6 +67,20 @@ _PROMPT_DESCRIPTION = (
 )
 
 
+_SEED_DESCRIPTION = (
+    "Optional whole number (0 or more) that makes the image reproducible: the same prompt "
+    "with the same seed gives the same picture. Give one when the user wants to repeat or "
+    "slightly adjust an earlier image (reuse its seed), otherwise leave it out for a new one."
+)
+_TRANSPARENT_DESCRIPTION = (
+    "Set to true for a transparent background, for logos, icons, stickers and sprites that "
+    "will be placed on something else. Leave it out for an ordinary picture."
+)
+# Set by the application, per call or on the tool, never by the model: InjectedToolArg keeps
+# them out of the schema the model sees.
+_Injected = InjectedToolArg()
+
+
 def _aspect_ratio_description(default: str) -> str:
     return (
         "Shape of the image as 'W:H'. Known values: '1:1' (square), '16:9' (landscape, wide), "
@@ -87,6 +103,11 @@ class WebsimImageInput(BaseModel):
         default=_wire.DEFAULT_ASPECT_RATIO,
         description=_aspect_ratio_description(_wire.DEFAULT_ASPECT_RATIO),
     )
+    seed: int | None = Field(default=None, description=_SEED_DESCRIPTION)
+    transparent: bool | None = Field(default=None, description=_TRANSPARENT_DESCRIPTION)
+    width: Annotated[int | None, _Injected] = None
+    height: Annotated[int | None, _Injected] = None
+    image_inputs: Annotated[list[str] | None, _Injected] = None
 
     @field_validator("prompt")
     @classmethod
@@ -103,6 +124,8 @@ class WebsimImageInput(BaseModel):
     @classmethod
     def _check_aspect_ratio(cls, value: str) -> str:
         return validate_aspect_ratio(value)
+
+    _check_image_option = field_validator(*IMAGE_OPTIONS, mode="before")(check_image_field)
 
 
 @functools.cache
@@ -138,14 +161,21 @@ def describe_invalid_arguments(error: ValidationError | ValidationErrorV1) -> st
     return f"Invalid arguments: {'; '.join(problems)}. Fix these arguments and call the tool again."
 
 
-class WebsimImageTool(ClientOwner, BaseTool):
+class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
     """Generate an image with Websim's ``flux`` model; returns the image URL.
 
     Invoked with plain arguments it returns the URL; invoked with a ``ToolCall`` it returns
     a ``ToolMessage`` whose content is the URL and whose ``artifact`` is
-    ``{"url", "prompt", "aspect_ratio", "model", "project_id"}``.  With
-    ``return_image=True`` the content is a text block with the URL and an image block with
-    the same URL, so a vision-capable model (``ChatWebsim`` is one) sees the picture.
+    ``{"url", "prompt", "aspect_ratio", "model", "project_id"}`` plus the image options
+    that were sent.  With ``return_image=True`` the content is a text block with the URL and
+    an image block with the same URL, so a vision-capable model (``ChatWebsim`` is one) sees
+    the picture.
+
+    The model may pass ``seed`` and ``transparent``; ``width``, ``height`` and
+    ``image_inputs`` are the application's: set them on the tool, or per call in the
+    arguments of ``invoke`` (they are hidden from the model's schema).  The tool's own
+    ``seed``/``transparent``/... apply when a call leaves them out.  See
+    https://github.com/langchain-websim/langchain-websim/blob/main/docs/image_tool.md
 
     Service failures and invalid arguments come back as tool output (a ``ToolMessage`` with
     ``status="error"`` for a tool call) so an agent can react; set
@@ -170,7 +200,8 @@ class WebsimImageTool(ClientOwner, BaseTool):
         "Give a detailed prompt and, if the shape matters, an aspect_ratio ('1:1' square, "
         "'16:9' landscape, '9:16' portrait). Returns the URL of the generated image; show "
         "or link that URL to the user. Every call creates a new image, so call it again "
-        "with an adjusted prompt to revise one."
+        "with an adjusted prompt to revise one; pass a seed to make an image reproducible, "
+        "and transparent=true for a transparent background."
     )
     args_schema: Annotated[ArgsSchema | None, SkipValidation()] = WebsimImageInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
@@ -210,23 +241,32 @@ class WebsimImageTool(ClientOwner, BaseTool):
 
     # ------------------------------------------------------------------ running
 
-    def _run(self, prompt: str, aspect_ratio: str | None = None) -> tuple[Content, dict[str, Any]]:
-        return self._websim_client().run_sync(self._generate(prompt, aspect_ratio))
+    def _run(
+        self, prompt: str, aspect_ratio: str | None = None, **options: Any
+    ) -> tuple[Content, dict[str, Any]]:
+        return self._websim_client().run_sync(self._generate(prompt, aspect_ratio, options))
 
     async def _arun(
-        self, prompt: str, aspect_ratio: str | None = None
+        self, prompt: str, aspect_ratio: str | None = None, **options: Any
     ) -> tuple[Content, dict[str, Any]]:
-        return await self._generate(prompt, aspect_ratio)
+        return await self._generate(prompt, aspect_ratio, options)
 
     async def _generate(
-        self, prompt: str, aspect_ratio: str | None
+        self, prompt: str, aspect_ratio: str | None, options: dict[str, Any]
     ) -> tuple[Content, dict[str, Any]]:
-        request = ImageRequest(prompt, aspect_ratio or self.default_aspect_ratio, self.project_id)
+        # None is what the schema fills in for an argument the call left out.
+        given = {name: value for name, value in options.items() if value is not None}
+        request = ImageRequest(
+            prompt,
+            aspect_ratio or self.default_aspect_ratio,
+            self.project_id,
+            **self.image_options(given),
+        )
         try:
             image = await self._websim_client().asend(request)
         except WebsimError as err:
             raise _tool_error(err) from err
-        artifact = _artifact(image.url, image.prompt, image.aspect_ratio, image.project_id)
+        artifact = _artifact(image)
         return (image_content(image.url) if self.return_image else image.url), artifact
 
     # ------------------------------------------------------------------ copy and pickle
@@ -254,13 +294,14 @@ class WebsimImageTool(ClientOwner, BaseTool):
             self.__dict__["args_schema"] = _input_schema(self.default_aspect_ratio)
 
 
-def _artifact(url: str, prompt: str, aspect_ratio: str, project_id: str) -> dict[str, Any]:
+def _artifact(image: WebsimImageResponse) -> dict[str, Any]:
     return {
-        "url": url,
-        "prompt": prompt,
-        "aspect_ratio": aspect_ratio,
+        "url": image.url,
+        "prompt": image.prompt,
+        "aspect_ratio": image.aspect_ratio,
         "model": _wire.DEFAULT_IMAGE_MODEL,
-        "project_id": project_id,
+        "project_id": image.project_id,
+        **image.options,
     }
 
 

@@ -8,8 +8,8 @@ with WebsimEmulator() as emu, WebsimClient(base_url=emu.base_url) as client:
     assert client.chat([{"role": "user", "content": "hi"}]).text == "Echo: hi"
 ```
 
-See the project's ``docs/emulator.md`` for scripting faults, rate limits and inspecting
-requests.
+Scripting faults, rate limits and inspecting requests:
+https://github.com/langchain-websim/langchain-websim/blob/main/docs/emulator.md
 """
 
 from __future__ import annotations

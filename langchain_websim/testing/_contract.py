@@ -12,13 +12,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_websim import _wire
-from langchain_websim._requests import part_problem, validate_aspect_ratio
+from langchain_websim._content import part_problem
+from langchain_websim._requests import validate_aspect_ratio, validate_image_option
 
 REQUIRED_HEADERS = ("accept", "accept-language", "origin", "referer", "user-agent")
 FLAGS_HEADER = "websim-flags"
 
 _CHAT_KEYS = frozenset({"project_id", "messages", "json"})
-_IMAGE_KEYS = frozenset({"project_id", "prompt", "aspect_ratio"})
+_IMAGE_KEYS = frozenset({"project_id", "prompt", "aspect_ratio", *_wire.IMAGE_OPTIONS})
 
 
 def check_headers(
@@ -150,6 +151,31 @@ def _check_image(body: Mapping[str, Any]) -> list[str]:
         try:
             if validate_aspect_ratio(aspect_ratio) != aspect_ratio:
                 problems.append(f"'aspect_ratio' {aspect_ratio!r} has surrounding white space")
+        except (TypeError, ValueError) as exc:
+            problems.append(str(exc))
+    return problems + _check_image_options(body)
+
+
+def _check_image_options(body: Mapping[str, Any]) -> list[str]:
+    # The optional fields Websim's app runtime documents, checked as the client checks them.
+    problems: list[str] = []
+    for name in _wire.IMAGE_OPTIONS:
+        if name not in body:
+            continue
+        value = body[name]
+        if value is None:
+            problems.append(f"'{name}' is null; leave the field out when it is not set")
+            continue
+        if name == "image_inputs":
+            if not isinstance(value, list) or not all(
+                isinstance(item, dict) and set(item) == {"url"} for item in value
+            ):
+                shape = '{"url": ...} objects'
+                problems.append(f"'image_inputs' must be a list of {shape}, got {_short(value)}")
+                continue
+            value = [item["url"] for item in value]
+        try:
+            validate_image_option(name, value)
         except (TypeError, ValueError) as exc:
             problems.append(str(exc))
     return problems

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
-import re
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +24,7 @@ from multidict import CIMultiDict
 from langchain_websim import _wire
 from langchain_websim.testing._answers import echo_answer, json_answer
 from langchain_websim.testing._contract import check_body, check_headers, parse_body
+from langchain_websim.testing._images import image_path, parse_image_path, picture
 from langchain_websim.testing._ratelimit import RATE_LIMIT_ERROR, RateLimiter, retry_after_headers
 from langchain_websim.testing._records import RecordedRequest, RequestLog
 from langchain_websim.testing._script import Script, ScriptBook
@@ -37,24 +34,8 @@ logger = logging.getLogger("langchain_websim.testing")
 ChatResponder = Callable[[list[dict[str, Any]], dict[str, Any]], "str | dict[str, Any]"]
 
 _FILLER_CHUNK = b"x" * (64 * 1024)
-_IMAGE_PATH = re.compile(r"^/images/([A-Za-z0-9_-]{1,128})\.png$")
 _PATHS = {_wire.CHAT.path: _wire.CHAT, _wire.IMAGE.path: _wire.IMAGE}
 _SHUTDOWN_TIMEOUT = 2.0
-
-
-def _tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1 pixel, 8-bit RGB
-    pixels = zlib.compress(b"\x00\x4a\x90\xe2")  # filter byte + one blue pixel
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
-
-
-PNG = _tiny_png()
 
 
 @dataclass(slots=True)
@@ -129,10 +110,13 @@ class EmulatorServer:
             if request.method != "POST":
                 return _json(405, {"error": f"{request.path} takes POST"}, {"Allow": "POST"})
             return await self._api(endpoint, request)
-        if _IMAGE_PATH.match(request.path):
+        image = parse_image_path(request.path)
+        if image is not None:
             if request.method not in ("GET", "HEAD"):
                 return _json(405, {"error": "images take GET"}, {"Allow": "GET, HEAD"})
-            return web.Response(body=PNG, content_type="image/png")
+            # Drawn off the loop: a 2048x2048 picture takes a moment, other requests do not wait.
+            png = await asyncio.to_thread(picture, *image)
+            return web.Response(body=png, content_type="image/png")
         return _json(404, {"error": f"no such path: {request.path}"})
 
     async def _api(self, endpoint: _wire.Endpoint, request: web.BaseRequest) -> web.StreamResponse:
@@ -222,9 +206,7 @@ class EmulatorServer:
     def _default(self, endpoint: _wire.Endpoint, body: Any) -> web.Response:
         data = body if isinstance(body, dict) else {}
         if endpoint is _wire.IMAGE:
-            key = f"{data.get('prompt', '')}{data.get('aspect_ratio', '')}"
-            name = hashlib.sha256(key.encode()).hexdigest()[:16]
-            return _json(200, {"url": f"{self.base_url}/images/{name}.png"})
+            return _json(200, {"url": self.base_url + image_path(data)})
         messages = data.get("messages")
         responder = self.settings.chat_responder
         if responder is None:

@@ -85,6 +85,14 @@ def run_script_in_dev_mode(
 
 
 @pytest.fixture
+def cli_tmpdir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Commands run by the test keep their temporary files (saved emulator images) here."""
+    path = str(tmp_path_factory.mktemp("tmp"))
+    monkeypatch.setenv("TMPDIR", path)
+    return path
+
+
+@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     """A plain aiohttp session, for requests the client would retry, refuse or not build."""
     async with aiohttp.ClientSession() as session:

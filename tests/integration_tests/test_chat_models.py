@@ -421,9 +421,11 @@ def test_docs_page_runs_against_the_emulator(
     # two flux answers and the agent's final answer quoting its picture
     assert out.count(emulator.base_url + "/images/") == 3
     assert out.count("['text', 'image']") == 2  # the flux answer, the looking agent's tool result
+    assert "{'seed': 7, 'width': 256, 'transparent': True}" in out  # the image options
     images = [r.body for r in emulator.requests_for("image")]
     assert [(b["prompt"], b["aspect_ratio"]) for b in images] == [
         ("A lighthouse on a cliff\nat dusk, oil painting", "16:9"),
+        ("a fox logo", "1:1"),
         ("a red fox in fresh snow, watercolour", "9:16"),
         ("Draw a red fox in fresh snow.", "1:1"),  # the agent's tool calls
         ("Draw a heron.", "1:1"),

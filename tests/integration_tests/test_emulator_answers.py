@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import struct
-import zlib
 from typing import Any
 
 import aiohttp
@@ -15,6 +13,7 @@ import pytest
 from langchain_websim import WebsimClient, _wire
 from langchain_websim.testing import WebsimEmulator
 from tests.integration_tests.emulator_http import USER, chat_request, image_request, post
+from tests.png import read_png
 
 
 async def test_chat_echoes_last_user_message_joining_text_parts_and_counting_images(
@@ -46,26 +45,15 @@ async def test_image_url_is_deterministic_and_serves_a_png(
     _, _, again = await post(http, image_request(emulator, "a lighthouse", "16:9"))
     name = hashlib.sha256(b"a lighthouse16:9").hexdigest()[:16]
     url = json.loads(raw)["url"]
-    assert url == f"{emulator.base_url}/images/{name}.png"
+    assert url == f"{emulator.base_url}/images/{name}-1024x576.png"
     assert json.loads(again)["url"] == url
     async with http.get(url) as resp:
         assert resp.status == 200
         assert resp.content_type == "image/png"
-        png = await resp.read()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    # Walk the chunks: each CRC must match, IHDR says 1x1, and IEND ends the file.
-    pos, kinds = 8, []
-    while pos < len(png):
-        (length,) = struct.unpack(">I", png[pos : pos + 4])
-        kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
-        assert struct.unpack(">I", png[pos + 8 + length : pos + 12 + length])[0] == zlib.crc32(
-            kind + data
-        )
-        kinds.append(kind)
-        if kind == b"IHDR":
-            assert struct.unpack(">II", data[:8]) == (1, 1)
-        pos += 12 + length
-    assert kinds == [b"IHDR", b"IDAT", b"IEND"]
+        png = read_png(await resp.read())
+    # A real picture: the size the aspect ratio implies, 8-bit RGB, more than one colour.
+    assert (png.width, png.height, png.channels) == (1024, 576, 3)
+    assert len({png.pixel(x, y) for x in (0, 511, 1023) for y in (0, 287, 575)}) > 1
     # Image fetches are not API calls: the log holds only the two generations.
     assert [r.endpoint for r in emulator.requests] == ["image", "image"]
 

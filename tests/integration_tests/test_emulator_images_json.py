@@ -15,7 +15,7 @@ from langchain.agents import create_agent
 from langchain_core.messages import HumanMessage, ToolMessage
 from pydantic import BaseModel, Field
 
-from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool, _requests
+from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool, _content
 from langchain_websim.testing import WebsimEmulator, agent_responder
 from tests.integration_tests.emulator_http import chat_request, post
 
@@ -90,7 +90,7 @@ async def test_the_largest_image_passes_and_a_larger_one_gets_400(
     emulator: WebsimEmulator, http: aiohttp.ClientSession
 ) -> None:
     answers = []
-    for size in (_requests.MAX_IMAGE_BYTES, _requests.MAX_IMAGE_BYTES + 1):
+    for size in (_content.MAX_IMAGE_BYTES, _content.MAX_IMAGE_BYTES + 1):
         data = base64.b64encode(bytes(size)).decode()
         messages = [{"role": "user", "content": [image_part("data:image/webp;base64," + data)]}]
         url, headers, body = chat_request(emulator, messages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -10,17 +11,22 @@ import pytest
 
 from langchain_websim._client import _SHARED
 from langchain_websim.testing import WebsimEmulator
+from tests.png import read_png
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_readme_python_snippets_run_against_the_emulator(
-    emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    emulator: WebsimEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     blocks = re.findall(r"^```python\n(.*?)^```$", README, flags=re.DOTALL | re.MULTILINE)
     assert len(blocks) == 6
     monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
+    monkeypatch.chdir(tmp_path)  # the client snippet saves an image in the current directory
     try:
         for number, block in enumerate(blocks, 1):
             namespace: dict[str, Any] = {"__name__": f"readme_{number}"}
@@ -37,6 +43,9 @@ def test_readme_python_snippets_run_against_the_emulator(
     assert "Echo: Hello again" in out
     prompts = [r.body["prompt"] for r in emulator.requests_for("image")]
     assert prompts == ["a lighthouse at dusk, oil painting", "a red fox", "a lighthouse at dusk"]
+    assert emulator.requests_for("image")[2].body["seed"] == 7
+    saved = read_png((tmp_path / "lighthouse.png").read_bytes())
+    assert (saved.width, saved.height) == (1024, 576)
     # the agent snippet ran: its request carried the tool instruction
     systems = [
         m["content"]
@@ -54,3 +63,17 @@ def test_readme_commands_are_the_ones_ci_runs() -> None:
     assert "websim demo --emulator" in demo
     assert "pytest" in tests
     assert tests in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_readme_command_line_section_shows_the_image_options() -> None:
+    section = README.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    for option in ("--output", "--output-dir", "--seed", "--transparent", "--width", "--height"):
+        assert option in section, option
+    assert "--image-input" in section and "python -m langchain_websim.testing" in section
+    commands = re.findall(r"^websim [a-z]+ .*$", section, flags=re.MULTILINE)
+    assert len(commands) == 8
+    # Every example parses with the real parser.
+    from langchain_websim.cli import build_parser
+
+    for command in commands:
+        build_parser().parse_args(shlex.split(command.split("  #")[0])[1:])

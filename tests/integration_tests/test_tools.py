@@ -18,6 +18,7 @@ from langgraph.prebuilt import ToolNode
 
 from langchain_websim import WebsimImageTool
 from langchain_websim.testing import WebsimEmulator
+from tests.png import read_png
 
 IMAGE_ID = re.compile(r"^[a-z0-9]{7}_[a-z0-9]{12}$")
 CHALLENGE = (
@@ -274,7 +275,10 @@ def python_blocks(markdown: str) -> list[str]:
 
 
 def test_docs_page_runs_against_the_emulator(
-    emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    emulator: WebsimEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     text = DOC.read_text(encoding="utf-8")
     for section in ("Overview", "Setup", "Instantiation", "Invocation", "API reference"):
@@ -283,6 +287,7 @@ def test_docs_page_runs_against_the_emulator(
     blocks = python_blocks(text)
     assert len(blocks) >= 8
     monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
+    monkeypatch.chdir(tmp_path)  # the page saves images in the current directory
     namespace: dict[str, Any] = {"__name__": "image_tool_docs"}
     try:
         for number, block in enumerate(blocks, 1):
@@ -293,11 +298,19 @@ def test_docs_page_runs_against_the_emulator(
                 value._shared_client.close()
     out = capsys.readouterr().out
     requests = emulator.requests_for("image")
-    # direct, ToolCall, async, return_image, strict, and the agent's two calls; the bad call
-    # sends nothing
-    assert len(requests) == 7
+    # direct, ToolCall, async, return_image, the two with options, the client's save, strict,
+    # and the agent's two calls; the bad call sends nothing
+    assert len(requests) == 10
     assert "['text', 'image'] " + emulator.base_url + "/images/" in out
     assert all(r.status == 200 and r.violations == [] for r in requests)
+    sticker, winter, again = (r.body for r in requests[4:7])
+    assert (sticker["seed"], sticker["width"], sticker["transparent"]) == (42, 512, True)
+    assert winter["image_inputs"] == [{"url": namespace["sticker"].artifact["url"]}]
+    assert "width" not in again and again["seed"] == 42
+    assert "'seed': 42, 'width': 512, 'height': 512, 'transparent': True}" in out
+    fox = read_png((tmp_path / "fox.png").read_bytes())
+    assert (fox.width, fox.height, fox.channels) == (512, 512, 4)
+    assert read_png((tmp_path / "fox-again.png").read_bytes()).channels == 4
     assert "Invalid arguments: prompt is empty" in out
     assert "call_a success " + emulator.base_url + "/images/" in out
     assert "Here are your pictures: " + emulator.base_url + "/images/" in out

@@ -21,7 +21,7 @@ from langchain_core.messages import (
 )
 from yarl import URL
 
-from langchain_websim import ChatWebsim, WebsimClient, _requests
+from langchain_websim import ChatWebsim, WebsimClient, _content, _requests
 from langchain_websim._messages import convert_messages
 
 BASE = "http://websim.test"
@@ -31,7 +31,7 @@ B64 = base64.b64encode(PNG).decode()
 DATA_URL = f"data:image/png;base64,{B64}"
 HTTP_URL = "https://cdn.example/cat.png"
 ASK = {"type": "text", "text": "What is this?"}
-LIMIT = _requests.MAX_IMAGE_BYTES
+LIMIT = _content.MAX_IMAGE_BYTES
 
 
 def image_part(url: str) -> dict[str, Any]:
@@ -111,7 +111,7 @@ async def test_every_accepted_image_form_becomes_an_image_url_part(
     assert message.model_dump() == before  # the caller's message is not touched
 
 
-@pytest.mark.parametrize("mime", _requests.IMAGE_MIME_TYPES)
+@pytest.mark.parametrize("mime", _content.IMAGE_MIME_TYPES)
 async def test_every_image_type_is_accepted(http: aioresponses, llm: ChatWebsim, mime: str) -> None:
     await llm.ainvoke([HumanMessage([{"type": "image", "base64": B64, "mime_type": mime}])])
     assert sent(http)[0][0]["content"] == [image_part(f"data:{mime};base64,{B64}")]
@@ -182,7 +182,7 @@ async def test_tool_message_images_follow_the_rendered_result(
 
 def test_an_image_of_exactly_the_limit_is_accepted() -> None:
     url = "data:image/jpeg;base64," + base64.b64encode(bytes(LIMIT)).decode()
-    assert _requests.image_url_problem(url) is None
+    assert _content.image_url_problem(url) is None
     request = _requests.ChatRequest([{"role": "user", "content": [image_part(url)]}])
     assert request.messages[0]["content"][0]["image_url"]["url"] == url
 
@@ -324,7 +324,7 @@ def test_malformed_image_blocks_name_their_position() -> None:
 
 def test_far_too_large_data_is_refused_without_decoding() -> None:
     data = "A" * (LIMIT * 2)  # refused on its length alone
-    problem = _requests.image_url_problem("data:image/png;base64," + data)
+    problem = _content.image_url_problem("data:image/png;base64," + data)
     assert problem is not None and "this one is more than that" in problem
 
 

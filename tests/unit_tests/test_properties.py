@@ -28,7 +28,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_websim import ChatWebsim, WebsimClient, _requests, _wire
+from langchain_websim import ChatWebsim, WebsimClient, _content, _requests, _wire
 from langchain_websim._messages import convert_messages
 from langchain_websim._retry import _parse_retry_after_header
 from langchain_websim.errors import WebsimResponseError
@@ -191,7 +191,7 @@ def test_conversion_maps_or_refuses_and_never_crashes(conversation: list[BaseMes
         assert mapped["role"] in _wire.CHAT_ROLES
         content = mapped["content"]
         assert isinstance(content, str) or all(
-            _requests.part_problem(part, mapped["role"]) is None for part in content
+            _content.part_problem(part, mapped["role"]) is None for part in content
         )
         if known(message):  # passed on exactly; anything else was refused above
             assert content == expected_content(message)

@@ -91,7 +91,11 @@ def test_name_description_and_schema_speak_to_the_model() -> None:
     schema = tool.tool_call_schema.model_json_schema()  # type: ignore[union-attr]
     assert schema["required"] == ["prompt"]
     props = schema["properties"]
-    assert set(props) == {"prompt", "aspect_ratio"}
+    # The model is offered seed and transparent; width, height and image_inputs are the
+    # application's and stay out of its schema.
+    assert set(props) == {"prompt", "aspect_ratio", "seed", "transparent"}
+    assert "reproducible" in props["seed"]["description"]
+    assert "transparent background" in props["transparent"]["description"]
     assert str(MAX_PROMPT_CHARS) in props["prompt"]["description"]
     assert props["aspect_ratio"]["default"] == "1:1"
     for ratio in ("'1:1'", "'16:9'", "'9:16'"):
