@@ -21,6 +21,7 @@ import aiohttp
 
 from langchain_websim import _transport, _wire
 from langchain_websim._loops import BackgroundLoop, LoopSessions
+from langchain_websim._rate import EndpointRateState, RateController
 from langchain_websim._requests import ChatRequest, ImageRequest
 from langchain_websim._retry import (
     RetryPolicy,
@@ -31,7 +32,12 @@ from langchain_websim._retry import (
 )
 from langchain_websim._settings import WebsimSettings, load_ca_bundle
 from langchain_websim._transport import redact_url
-from langchain_websim.errors import WebsimBlockedError, WebsimError, WebsimResponseError
+from langchain_websim.errors import (
+    WebsimBlockedError,
+    WebsimError,
+    WebsimRateLimitError,
+    WebsimResponseError,
+)
 
 logger = logging.getLogger("langchain_websim")
 
@@ -48,6 +54,8 @@ class WebsimChatResponse:
     project_id: str
     attempts: int
     elapsed: float
+    rate_wait: float = 0.0
+    """Seconds the call waited for the adaptive rate control (not counted as attempts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,7 @@ class WebsimImageResponse:
     project_id: str
     attempts: int
     elapsed: float
+    rate_wait: float = 0.0
 
 
 class WebsimClient:
@@ -102,6 +111,8 @@ class WebsimClient:
             for name, ep in _wire.ENDPOINTS.items()
         }
         self._urls = {name: settings.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
+        # One controller for every model and tool on this client, across loops and threads.
+        self._rate = RateController() if settings.adaptive_rate else None
         self._sessions = LoopSessions(self._new_session)
         self._background = BackgroundLoop()
         # A client dropped without close() must not leave its loop thread running; the
@@ -131,6 +142,11 @@ class WebsimClient:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def rate_state(self) -> dict[str, EndpointRateState]:
+        """What the adaptive rate control knows, per endpoint used so far: the rate it paces
+        to (``None`` until a 429 taught it one), 429s seen, seconds spent waiting."""
+        return {} if self._rate is None else self._rate.state()
 
     # ------------------------------------------------------------------ public API
 
@@ -165,15 +181,19 @@ class WebsimClient:
         """Send a request built (and validated) beforehand; used by the model and the tool."""
         project_id = cast(str, request.project_id)  # drawn or checked on construction
         if isinstance(request, ChatRequest):
-            text, attempts, elapsed = await self._send(
+            text, call = await self._send(
                 request.endpoint, request.body(), _wire.parse_chat_response
             )
-            return WebsimChatResponse(text, project_id, attempts, elapsed)
-        url, attempts, elapsed = await self._send(
-            request.endpoint, request.body(), _wire.parse_image_response
-        )
+            return WebsimChatResponse(text, project_id, call.attempts, call.elapsed, call.waited)
+        url, call = await self._send(request.endpoint, request.body(), _wire.parse_image_response)
         return WebsimImageResponse(
-            url, request.prompt, request.aspect_ratio, project_id, attempts, elapsed
+            url,
+            request.prompt,
+            request.aspect_ratio,
+            project_id,
+            call.attempts,
+            call.elapsed,
+            call.waited,
         )
 
     def chat(
@@ -226,6 +246,8 @@ class WebsimClient:
         # closing them would send TLS close_notify on the parent's connections, and letting
         # them be collected would warn.  Keep them unreachable-but-alive and start over.
         _FORK_ORPHANS.append((self._background, self._sessions))
+        if self._rate is not None:
+            self._rate.reset()  # what the parent learned may start fresh
         self._background = BackgroundLoop()
         self._sessions = LoopSessions(self._new_session)
         self._finalizer.detach()
@@ -282,47 +304,53 @@ class WebsimClient:
         )
 
     async def _send(
-        self,
-        endpoint: _wire.Endpoint,
-        body: bytes,
-        parse: Callable[[int, str, str, bytes], T],
-    ) -> tuple[T, int, float]:
-        """POST ``body`` with retries; return (parsed answer, attempts, elapsed seconds)."""
+        self, endpoint: _wire.Endpoint, body: bytes, parse: Callable[[int, str, str, bytes], T]
+    ) -> tuple[T, _Call]:
+        """POST ``body`` with retries and rate control; return the parsed answer and the call."""
         if self._closed:
             raise RuntimeError("this WebsimClient is closed; create a new one")
         session = await self._sessions.get()
         url, headers = self._urls[endpoint.name], self._request_headers[endpoint.name]
-        started = time.perf_counter()
-        attempt = 0
+        call = _Call(endpoint, url, time.perf_counter())
+        rate = self._rate  # None with adaptive_rate=False: no pacing, as before it existed
+        paced = rate is not None
         while True:
-            attempt += 1
+            if paced:
+                await self._await_slot(call)
+            call.attempts += 1
             retry_after: float | None = None
             try:
                 answer = await _transport.post(session, endpoint, url, headers, body, self.proxy)
             except WebsimResponseError as exc:  # body over the cap
-                exc.attempts = attempt
+                exc.attempts = call.attempts
                 raise
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 failure = _transport.connection_error(
-                    endpoint, url, exc, attempt, timeout=self.timeout, proxy=self.proxy
+                    endpoint, url, exc, call.attempts, timeout=self.timeout, proxy=self.proxy
                 )
                 error: WebsimError = failure
-                retryable = _should_retry_exception(exc)
-                reason = failure.problem
+                retryable, reason = _should_retry_exception(exc), failure.problem
             else:
                 status, content_type, resp_headers, raw = answer
                 if 200 <= status < 300:
+                    if rate is not None:
+                        rate.on_success(endpoint.name)
                     try:
-                        return parse(status, url, content_type, raw), attempt, _since(started)
+                        return parse(status, url, content_type, raw), call
                     except WebsimResponseError as exc:
-                        exc.attempts = attempt
+                        exc.attempts = call.attempts
                         raise
                 retry_after = _parse_retry_after_header(resp_headers)
-                error = _transport.status_error(endpoint, url, answer, attempt, retry_after)
+                error = _transport.status_error(endpoint, url, answer, call.attempts, retry_after)
                 blocked = isinstance(error, WebsimBlockedError)
-                retryable = _should_retry_status(status, blocked=blocked)
-                reason = f"HTTP {status}"
-            delay = _retry_delay(self.retry, attempt, retry_after, retryable=retryable)
+                retryable, reason = _should_retry_status(status, blocked=blocked), f"HTTP {status}"
+                if status == 429 and rate is not None and _is_shaping(rate, endpoint, retry_after):
+                    # The service still takes some of our requests: this one waits its turn
+                    # instead of spending a retry.
+                    call.shaped += 1
+                    paced = True
+                    continue
+            delay = _retry_delay(self.retry, call.counted, retry_after, retryable=retryable)
             if delay is None:
                 raise error
             logger.warning(
@@ -330,17 +358,82 @@ class WebsimClient:
                 endpoint.name,
                 reason,
                 delay,
-                attempt + 1,
+                call.counted + 1,
                 self.retry.max_attempts,
             )
+            paced = False  # a counted retry waits its backoff, exactly as without control
             await asyncio.sleep(delay)
+
+    async def _await_slot(self, call: _Call) -> None:
+        """Wait until the rate controller has a send slot; this wait is not an attempt."""
+        rate, name = self._rate, call.endpoint.name
+        assert rate is not None
+        deadline = call.started + self.settings.rate_limit_deadline
+        while True:
+            pause = rate.pause_remaining(name)
+            if pause > self.retry.max_delay:
+                raise _rate_limited(
+                    call,
+                    f"the service asked to wait {pause:g} s (Retry-After), longer than "
+                    f"retry_max_delay ({self.retry.max_delay:g} s)",
+                    retry_after=pause,
+                )
+            wait = rate.try_acquire(name)
+            if wait <= 0.0:
+                return
+            if time.perf_counter() + wait > deadline:
+                limit = self.settings.rate_limit_deadline
+                raise _rate_limited(
+                    call,
+                    f"no send slot within rate_limit_deadline ({limit:g} s; waited "
+                    f"{call.waited:.1f} s for the service's rate limit)",
+                )
+            before = time.perf_counter()
+            await asyncio.sleep(wait)
+            waited = time.perf_counter() - before
+            call.waited += waited
+            rate.record_wait(name, waited)
 
 
 # ---------------------------------------------------------------------- helpers
 
 
-def _since(started: float) -> float:
-    return time.perf_counter() - started
+@dataclass(slots=True)
+class _Call:
+    """One call's progress through the send loop."""
+
+    endpoint: _wire.Endpoint
+    url: str
+    started: float
+    attempts: int = 0  # requests sent
+    shaped: int = 0  # 429s met while the service was shaping: waits, not retries
+    waited: float = 0.0  # seconds spent waiting for the rate controller
+
+    @property
+    def counted(self) -> int:
+        """Attempts that count against ``max_retries``."""
+        return self.attempts - self.shaped
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _is_shaping(rate: RateController, endpoint: _wire.Endpoint, retry_after: float | None) -> bool:
+    """Tell the controller about a 429; whether it means "slow down" rather than "no"."""
+    rate.on_rate_limited(endpoint.name, retry_after)
+    return rate.accepting(endpoint.name)
+
+
+def _rate_limited(call: _Call, problem: str, retry_after: float | None = None) -> WebsimError:
+    return WebsimRateLimitError(
+        f"rate limited: {problem}",
+        retry_after=retry_after,
+        status_code=429,
+        url=call.url,
+        endpoint=call.endpoint.name,
+        attempts=call.attempts,
+    )
 
 
 def _unpickle(settings: dict[str, Any]) -> WebsimClient:

@@ -299,7 +299,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
             return await self._achat_with_tools(model, wire, project_id, stop, kwargs)
         request = ChatRequest(wire, project_id, self.json_mode)
         answer = await self._websim_client().asend(request)
-        metadata = answer_metadata(model, answer.project_id, answer.attempts)
+        metadata = answer_metadata(model, answer.project_id, answer.attempts, answer.rate_wait)
         return AIMessage(content=apply_stop(answer.text, stop), response_metadata=metadata)
 
     async def _agenerate_image(
@@ -308,7 +308,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         prompt = image_prompt(wire, kwargs.get("prompt"))
         ratio = kwargs.get("aspect_ratio", self.aspect_ratio)
         image = await self._websim_client().asend(ImageRequest(prompt, ratio, project_id))
-        metadata = answer_metadata(model, image.project_id, image.attempts)
+        metadata = answer_metadata(model, image.project_id, image.attempts, image.rate_wait)
         metadata.update(image_url=image.url, aspect_ratio=image.aspect_ratio)
         return AIMessage(content=image_content(image.url), response_metadata=metadata)
 
@@ -329,7 +329,7 @@ class ChatWebsim(ClientOwner, BaseChatModel):
         wire = with_instruction(wire, tools.instruction)
         answer = await client.asend(ChatRequest(wire, project_id, self.json_mode))
         parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
-        attempts, reasks = answer.attempts, 0
+        attempts, waited, reasks = answer.attempts, answer.rate_wait, 0
         while tools.forced and not parsed.tool_calls and reasks < self.tool_call_retries:
             reasks += 1
             errors = [str(bad.get("error")) for bad in parsed.invalid_tool_calls]
@@ -342,8 +342,9 @@ class ChatWebsim(ClientOwner, BaseChatModel):
             # The same project: the re-ask continues the conversation that went wrong.
             answer = await client.asend(ChatRequest(wire, answer.project_id, self.json_mode))
             attempts += answer.attempts
+            waited += answer.rate_wait
             parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
-        metadata = answer_metadata(model, answer.project_id, attempts)
+        metadata = answer_metadata(model, answer.project_id, attempts, waited)
         metadata["tool_call_reasks"] = reasks
         return AIMessage(
             content=parsed.content,
