@@ -17,11 +17,17 @@ How the rate moves, per endpoint:
   :data:`SLOW_START_DOUBLING` seconds, clocked by successes, while callers are queued;
 * a 429 drops the rate to what the service actually accepted recently (successes per second
   over a short window) and at least by ``1 - CUT_KEEP``, not a blind halving; further 429s
-  are ignored for a hold-off so one overshoot cuts once;
+  are ignored for a hold-off so one overshoot cuts once.  With nobody queued (a lone call,
+  a call after idling) the answers measure our demand, not the limit, so the rate drops
+  just under what was actually sent instead;
 * afterwards, while callers are queued, the rate probes upward: slowly right after a cut
   (:data:`PROBE_GAIN` per second), faster the longer no 429 comes (:data:`PROBE_ACCEL`), so a
-  limit that rose, or capacity another client stopped using, is found again;
+  limit that rose, or capacity another client stopped using, is found again; a rate cut far
+  below its recent peak climbs back quickly (:data:`RECOVER_GAIN`);
 * ``Retry-After`` pauses every slot on that endpoint until it passes.
+
+Every cut is logged at INFO on the ``langchain_websim`` logger (endpoint, old -> new rate,
+why); gradual ramps are logged each time they have moved the rate by 25 %.
 
 Two ways to wait for a slot:
 
@@ -38,7 +44,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
 import time
 from collections import deque
@@ -60,6 +65,10 @@ GROWTH_SLOTS = 2.0  # one success credits at most this many slots of growth time
 PROBE_GAIN = 0.02  # relative rate increase per second right after a cut ...
 PROBE_ACCEL = 3.0  # ... times e for every this many seconds without a cut ...
 PROBE_MAX_GAIN = 0.5  # ... up to this relative increase per second
+RECOVER_SHARE = 0.5  # below this share of the recent peak rate ...
+RECOVER_QUIET = 2.0  # ... and this many seconds after a cut ...
+RECOVER_GAIN = 0.7  # ... the rate grows at least this much per second
+PEAK_DECAY = 20.0  # seconds over which the recent peak rate fades by a factor e
 CUT_KEEP = 0.9  # a cut keeps at most this share of the rate
 CUT_WINDOW = 0.5  # seconds of successes a cut measures the accepted rate over ...
 CUT_WINDOW_SLOTS = 5.0  # ... or this many slots at the current rate, if longer
@@ -68,8 +77,6 @@ HOLD_OFF_SLOTS = 2.0  # ... or this many slots at the new rate, if longer
 ACCEPT_WINDOW = 10.0  # seconds after a success during which a 429 means "slow down" ...
 ACCEPT_WINDOW_SLOTS = 4.0  # ... or this many slots at the current rate, if longer
 DEMAND_SLOTS = 2.0  # a caller kept waiting within this many slots means "queued"
-_RNG = random.Random(0)
-JITTER = 0
 _MILESTONE = math.log(1.25)  # gradual ramps are logged each time they move 25 %
 _EPS = 1e-9  # float slack for a waker that arrives exactly at its slot
 
@@ -108,9 +115,12 @@ class _Endpoint:
     demand_at: float = -math.inf  # last time a caller had to wait for a slot
     last_success: float = -math.inf
     successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    refusals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
     rate_limited: int = 0
     waited: float = 0.0
     logged_rate: float = INITIAL_RATE
+    peak: float = 0.0  # highest rate a cut came from, fading with PEAK_DECAY ...
+    peak_at: float = 0.0  # ... since this clock time
 
     @property
     def burst(self) -> float:
@@ -132,23 +142,24 @@ class _Endpoint:
     def take(self, now: float, slot: float) -> None:
         """Spend the slot at ``slot``, kept as the token level at ``now``."""
         at_slot = max(1.0, min(self.burst, self.tokens + (slot - now) * self.rate))
-        cost = 1.0
-        if JITTER == "exp" and self.learned:
-            cost = _RNG.expovariate(1.0)
-        elif JITTER and self.learned:
-            cost = 1.0 + JITTER * (2 * _RNG.random() - 1)
-        self.tokens = at_slot - cost - (slot - now) * self.rate
+        self.tokens = at_slot - 1.0 - (slot - now) * self.rate
         if slot > now + _EPS:
             self.demand_at = now
 
     def queued(self, now: float) -> bool:
         return now - self.demand_at <= DEMAND_SLOTS / self.rate
 
-    def accepted_rate(self, now: float) -> float:
+    def recent_rates(self, now: float) -> tuple[float, float]:
+        """Answers per second over the cut window: (accepted, all answers incl. 429s)."""
         window = max(CUT_WINDOW, CUT_WINDOW_SLOTS / self.rate)
-        recent = sum(1 for t in self.successes if t > now - window)
+        accepted = sum(1 for t in self.successes if t > now - window)
+        refused = sum(1 for t in self.refusals if t > now - window)
         # A young endpoint has less history than the window: do not count time before it.
-        return recent / max(min(window, now - self.created), CUT_WINDOW)
+        span = max(min(window, now - self.created), CUT_WINDOW)
+        return accepted / span, (accepted + refused) / span
+
+    def recent_peak(self, now: float) -> float:
+        return self.peak * math.exp(-(now - self.peak_at) / PEAK_DECAY)
 
     def grown_rate(self, now: float) -> tuple[float, str]:
         """The rate after one more success while queued, and why."""
@@ -157,7 +168,12 @@ class _Endpoint:
         elapsed = min(now - self.grown_at, GROWTH_SLOTS / self.rate)
         if not self.learned:
             return self.rate * 2.0 ** (elapsed / SLOW_START_DOUBLING), "slow start"
-        gain = min(PROBE_MAX_GAIN, PROBE_GAIN * math.exp((now - self.cut_at) / PROBE_ACCEL))
+        quiet = now - self.cut_at
+        gain = min(PROBE_MAX_GAIN, PROBE_GAIN * math.exp(quiet / PROBE_ACCEL))
+        # Crushed far below a recent peak (other clients took the share, then left):
+        # climb back quickly instead of probing from the bottom.
+        if quiet >= RECOVER_QUIET and self.rate < self.recent_peak(now) * RECOVER_SHARE:
+            gain = max(gain, RECOVER_GAIN)
         return self.rate * (1.0 + gain * elapsed), "probing upward"
 
 
@@ -231,20 +247,12 @@ class RateController:
             now = self._clock()
             st = self._state(endpoint, now)
             st.rate_limited += 1
+            st.refusals.append(now)
             if retry_after is not None:
                 st.paused_until = max(st.paused_until, now + retry_after)
             if now < st.hold_until:
                 return  # the rest of an overshoot the last cut already answered
-            accepted = st.accepted_rate(now)
-            why = f"429, {accepted:.2f}/s accepted recently"
-            # The service's bucket is empty now: no back-to-back burst until a slot accrues.
-            st.tokens = min(st.tokens, 0.0)
-            message = self._set_rate(
-                st, endpoint, now, min(accepted, st.rate * CUT_KEEP), why, milestone=False
-            )
-            st.learned = True
-            st.cut_at = now
-            st.hold_until = now + max(HOLD_OFF, HOLD_OFF_SLOTS / st.rate)
+            message = self._cut(st, endpoint, now)
         _log(message)
 
     def accepting(self, endpoint: str) -> bool:
@@ -312,6 +320,29 @@ class RateController:
             self._endpoints[endpoint] = st
         st.refill(now)
         return st
+
+    @classmethod
+    def _cut(cls, st: _Endpoint, endpoint: str, now: float) -> str | None:
+        """Drop the rate to what the service accepted recently, by at least 1 - CUT_KEEP."""
+        accepted, answered = st.recent_rates(now)
+        why = f"429, {accepted:.2f}/s accepted recently"
+        if not st.queued(now):
+            # Nobody was waiting, so the few answers measure our demand, not the limit (a
+            # first call, a call after idling): stay just under what was actually sent.
+            accepted = answered * CUT_KEEP
+            why = f"429 with nobody queued, {answered:.2f}/s sent recently"
+        # Slow-start rates overshoot by design, so only learned rates count as a peak.
+        if st.learned and st.rate > st.recent_peak(now):
+            st.peak, st.peak_at = st.rate, now
+        # The service's bucket is empty now: no back-to-back burst until a slot accrues.
+        st.tokens = min(st.tokens, 0.0)
+        message = cls._set_rate(
+            st, endpoint, now, min(accepted, st.rate * CUT_KEEP), why, milestone=False
+        )
+        st.learned = True
+        st.cut_at = now
+        st.hold_until = now + max(HOLD_OFF, HOLD_OFF_SLOTS / st.rate)
+        return message
 
     @staticmethod
     def _set_rate(
