@@ -20,6 +20,8 @@ import aiohttp
 
 from langchain_websim import _download, _transport, _wire
 from langchain_websim._loops import BackgroundLoop, LoopSessions
+from langchain_websim._pacing import Call, await_slot, is_shaping
+from langchain_websim._rate import EndpointRateState, RateController
 from langchain_websim._requests import ChatRequest, ImageOptions, ImageRequest
 from langchain_websim._responses import WebsimChatResponse, WebsimImageResponse
 from langchain_websim._retry import (
@@ -31,7 +33,11 @@ from langchain_websim._retry import (
 )
 from langchain_websim._settings import WebsimSettings, load_ca_bundle
 from langchain_websim._transport import redact_url
-from langchain_websim.errors import WebsimBlockedError, WebsimError, WebsimResponseError
+from langchain_websim.errors import (
+    WebsimBlockedError,
+    WebsimError,
+    WebsimResponseError,
+)
 
 logger = logging.getLogger("langchain_websim")
 
@@ -80,6 +86,8 @@ class WebsimClient:
             for name, ep in _wire.ENDPOINTS.items()
         }
         self._urls = {name: settings.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
+        # One controller for every model and tool on this client, across loops and threads.
+        self._rate = RateController() if settings.adaptive_rate else None
         self._sessions = LoopSessions(self._new_session)
         self._background = BackgroundLoop()
         # A client dropped without close() must not leave its loop thread running; the
@@ -109,6 +117,11 @@ class WebsimClient:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def rate_state(self) -> dict[str, EndpointRateState]:
+        """What the adaptive rate control knows, per endpoint used so far: the rate it paces
+        to (``None`` until a 429 taught it one), 429s seen, seconds spent waiting."""
+        return {} if self._rate is None else self._rate.state()
 
     # ------------------------------------------------------------------ public API
 
@@ -164,14 +177,13 @@ class WebsimClient:
         """Send a request built (and validated) beforehand; used by the model and the tool."""
         project_id = cast(str, request.project_id)  # drawn or checked on construction
         if isinstance(request, ChatRequest):
-            text, attempts, elapsed = await self._send(
+            text, call = await self._send(
                 request.endpoint, request.body(), _wire.parse_chat_response
             )
-            return WebsimChatResponse(text, project_id, attempts, elapsed)
-        url, attempts, elapsed = await self._send(
-            request.endpoint, request.body(), _wire.parse_image_response
-        )
-        return WebsimImageResponse.for_request(request, url, attempts, elapsed, self)
+            return WebsimChatResponse(text, project_id, call.attempts, call.elapsed, call.waited)
+        url, call = await self._send(request.endpoint, request.body(), _wire.parse_image_response)
+        timing = (call.attempts, call.elapsed, call.waited)
+        return WebsimImageResponse.for_request(request, url, timing, self)
 
     def chat(
         self,
@@ -228,6 +240,8 @@ class WebsimClient:
         # closing them would send TLS close_notify on the parent's connections, and letting
         # them be collected would warn.  Keep them unreachable-but-alive and start over.
         _FORK_ORPHANS.append((self._background, self._sessions))
+        if self._rate is not None:
+            self._rate.reset()  # what the parent learned may start fresh
         self._background = BackgroundLoop()
         self._sessions = LoopSessions(self._new_session)
         self._finalizer.detach()
@@ -279,52 +293,56 @@ class WebsimClient:
     # ------------------------------------------------------------------ the send path
 
     def _new_session(self) -> aiohttp.ClientSession:
-        return _transport.new_session(
-            self.settings.timeout, self.settings.max_connections, self._ssl
-        )
+        settings = self.settings
+        return _transport.new_session(settings.timeout, settings.max_connections, self._ssl)
 
     async def _send(
-        self,
-        endpoint: _wire.Endpoint,
-        body: bytes,
-        parse: Callable[[int, str, str, bytes], T],
-    ) -> tuple[T, int, float]:
-        """POST ``body`` with retries; return (parsed answer, attempts, elapsed seconds)."""
+        self, endpoint: _wire.Endpoint, body: bytes, parse: Callable[[int, str, str, bytes], T]
+    ) -> tuple[T, Call]:
+        """POST ``body`` with retries and rate control; return the parsed answer and the call."""
         if self._closed:
             raise RuntimeError("this WebsimClient is closed; create a new one")
         session = await self._sessions.get()
         url, headers = self._urls[endpoint.name], self._request_headers[endpoint.name]
-        started = time.perf_counter()
-        attempt = 0
+        rate = self._rate  # None with adaptive_rate=False: no pacing, as before it existed
+        call, paced = Call(endpoint, url, time.perf_counter(), rate), rate is not None
         while True:
-            attempt += 1
+            if paced:
+                await await_slot(call, self.settings.rate_limit_deadline, self.retry.max_delay)
+            call.attempts += 1
             retry_after: float | None = None
             try:
                 answer = await _transport.post(session, endpoint, url, headers, body, self.proxy)
             except WebsimResponseError as exc:  # body over the cap
-                exc.attempts = attempt
+                exc.attempts = call.attempts
                 raise
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 failure = _transport.connection_error(
-                    endpoint, url, exc, attempt, timeout=self.timeout, proxy=self.proxy
+                    endpoint, url, exc, call.attempts, timeout=self.timeout, proxy=self.proxy
                 )
                 error: WebsimError = failure
-                retryable = _should_retry_exception(exc)
-                reason = failure.problem
+                retryable, reason = _should_retry_exception(exc), failure.problem
             else:
                 status, content_type, resp_headers, raw = answer
                 if 200 <= status < 300:
+                    if rate is not None:
+                        rate.on_success(endpoint.name)
                     try:
-                        return parse(status, url, content_type, raw), attempt, _since(started)
+                        return parse(status, url, content_type, raw), call
                     except WebsimResponseError as exc:
-                        exc.attempts = attempt
+                        exc.attempts = call.attempts
                         raise
                 retry_after = _parse_retry_after_header(resp_headers)
-                error = _transport.status_error(endpoint, url, answer, attempt, retry_after)
+                error = _transport.status_error(endpoint, url, answer, call.attempts, retry_after)
                 blocked = isinstance(error, WebsimBlockedError)
-                retryable = _should_retry_status(status, blocked=blocked)
-                reason = f"HTTP {status}"
-            delay = _retry_delay(self.retry, attempt, retry_after, retryable=retryable)
+                retryable, reason = _should_retry_status(status, blocked=blocked), f"HTTP {status}"
+                if status == 429 and rate is not None and is_shaping(rate, endpoint, retry_after):
+                    # The service still takes some of our requests: this one waits its turn
+                    # instead of spending a retry.
+                    call.shaped += 1
+                    paced = True
+                    continue
+            delay = _retry_delay(self.retry, call.counted, retry_after, retryable=retryable)
             if delay is None:
                 raise error
             logger.warning(
@@ -332,17 +350,14 @@ class WebsimClient:
                 endpoint.name,
                 reason,
                 delay,
-                attempt + 1,
+                call.counted + 1,
                 self.retry.max_attempts,
             )
+            paced = False  # a counted retry waits its backoff, exactly as without control
             await asyncio.sleep(delay)
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _since(started: float) -> float:
-    return time.perf_counter() - started
 
 
 def _unpickle(settings: dict[str, Any]) -> WebsimClient:

@@ -60,6 +60,6 @@ class ImageOptionFields(BaseModel):
 
 def image_message(model: str, image: WebsimImageResponse) -> AIMessage:
     """``ChatWebsim``'s answer for a generated image; the options sent are echoed."""
-    metadata = answer_metadata(model, image.project_id, image.attempts)
+    metadata = answer_metadata(model, image.project_id, image.attempts, image.rate_wait)
     metadata.update(image_url=image.url, aspect_ratio=image.aspect_ratio, **image.options)
     return AIMessage(content=image_content(image.url), response_metadata=metadata)

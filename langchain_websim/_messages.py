@@ -317,14 +317,18 @@ def _wire_text(content: Any) -> str:
     return "\n".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
 
 
-def answer_metadata(model: str, project_id: str, attempts: int) -> dict[str, Any]:
-    """What every answer carries (Websim reports no token counts or stop reasons)."""
+def answer_metadata(model: str, project_id: str, attempts: int, rate_wait: float) -> dict[str, Any]:
+    """What every answer carries (Websim reports no token counts or stop reasons).
+
+    ``rate_wait``: seconds the call waited for the client's adaptive rate control.
+    """
     return {
         "model_name": model,
         "model_provider": "websim",
         "project_id": project_id,
         "finish_reason": "stop",
         "attempts": attempts,
+        "rate_wait": rate_wait,
     }
 
 

@@ -38,6 +38,8 @@ class WebsimChatResponse:
     project_id: str
     attempts: int
     elapsed: float
+    rate_wait: float = 0.0
+    """Seconds the call waited for the adaptive rate control (not counted as attempts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class WebsimImageResponse:
     project_id: str
     attempts: int
     elapsed: float
+    rate_wait: float = 0.0
     seed: int | None = field(default=None, kw_only=True)
     width: int | None = field(default=None, kw_only=True)
     height: int | None = field(default=None, kw_only=True)
@@ -64,8 +67,13 @@ class WebsimImageResponse:
 
     @classmethod
     def for_request(
-        cls, request: ImageRequest, url: str, attempts: int, elapsed: float, client: Downloader
+        cls,
+        request: ImageRequest,
+        url: str,
+        timing: tuple[int, float, float],
+        client: Downloader,
     ) -> WebsimImageResponse:
+        """``timing``: attempts, elapsed seconds, seconds waited for the rate control."""
         project_id = request.project_id
         assert project_id is not None  # drawn or checked when the request was built
         return cls(
@@ -73,8 +81,7 @@ class WebsimImageResponse:
             request.prompt,
             request.aspect_ratio,
             project_id,
-            attempts,
-            elapsed,
+            *timing,
             # As the request holds them: image_inputs stays a tuple, so the response hashes.
             **{name: getattr(request, name) for name in IMAGE_OPTIONS},
             client=client,

@@ -107,6 +107,12 @@ class ConnectionSettings(BaseModel):
     """Extra request headers, added to (and overriding) the browser-like defaults."""
     max_connections: int = Field(default=100, ge=1, strict=True)
     """Size of the connection pool of each event loop."""
+    adaptive_rate: bool = Field(default=True, strict=True)
+    """Learn the rate each endpoint accepts from its 429s and pace requests to it (shared by
+    everything using one client); ``False`` sends at once and only retries, as before."""
+    rate_limit_deadline: float = Field(default=600.0, gt=0, allow_inf_nan=False, strict=True)
+    """Seconds one call may spend waiting out the service's rate limit while the service is
+    still accepting some requests; past it the call fails with ``WebsimRateLimitError``."""
     ca_bundle: str | None = None
     """Path of a PEM file of CA certificates to trust (e.g. a private CA); survives pickling."""
     ssl_context: ssl.SSLContext | None = Field(default=None, exclude=True, repr=False)

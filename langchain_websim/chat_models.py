@@ -59,8 +59,7 @@ _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
     """Websim chat model (and ``flux`` image generation through the chat interface).
 
-    Setup: ``pip install langchain-websim``; no API key.  ``WEBSIM_BASE_URL`` (or
-    ``base_url``) points it at another host, e.g. the bundled emulator.
+    Setup: ``pip install langchain-websim``; no API key; ``WEBSIM_BASE_URL`` picks the host.
 
     Model names only route a call: Websim picks the chat model itself and the name is never
     sent.  ``"flux"`` (``IMAGE_MODELS``) generates an image, any other name is a chat
@@ -94,8 +93,8 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         ```
 
     Response metadata: ``model_name``, ``model_provider``, ``project_id``, ``finish_reason``,
-    ``attempts`` and, for images, ``image_url``, ``aspect_ratio`` and the options sent.
-    ``usage_metadata`` is never set: Websim reports no token counts.
+    ``attempts``, ``rate_wait`` (seconds waited for the rate control) and, for images,
+    ``image_url``, ``aspect_ratio`` and the options sent.  No token counts: Websim sends none.
     """
 
     CHAT_MODELS: ClassVar[tuple[str, ...]] = CHAT_MODELS
@@ -302,7 +301,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
             return await self._achat_with_tools(model, wire, project_id, stop, kwargs)
         request = ChatRequest(wire, project_id, self.json_mode is True)
         answer = await self._websim_client().asend(request)
-        metadata = answer_metadata(model, answer.project_id, answer.attempts)
+        metadata = answer_metadata(model, answer.project_id, answer.attempts, answer.rate_wait)
         return AIMessage(content=apply_stop(answer.text, stop), response_metadata=metadata)
 
     async def _agenerate_image(
@@ -331,7 +330,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         json_mode = tools.json_reply if self.json_mode is None else self.json_mode
         answer = await client.asend(ChatRequest(wire, project_id, json_mode))
         parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
-        attempts, reasks = answer.attempts, 0
+        attempts, waited, reasks = answer.attempts, answer.rate_wait, 0
         while tools.forced and not parsed.tool_calls and reasks < self.tool_call_retries:
             reasks += 1
             errors = [str(bad.get("error")) for bad in parsed.invalid_tool_calls]
@@ -344,8 +343,9 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
             # The same project: the re-ask continues the conversation that went wrong.
             answer = await client.asend(ChatRequest(wire, answer.project_id, json_mode))
             attempts += answer.attempts
+            waited += answer.rate_wait
             parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
-        metadata = answer_metadata(model, answer.project_id, attempts)
+        metadata = answer_metadata(model, answer.project_id, attempts, waited)
         metadata["tool_call_reasks"] = reasks
         return AIMessage(
             content=parsed.content,

@@ -292,8 +292,11 @@ class SurfaceFactory:
             return ClientCaller(surface, self.emulator, self._make_client(**settings))
         if surface.name == "tool":
             tool = WebsimImageTool(**settings)
-            raising = WebsimImageTool(handle_tool_error=False, **settings)
-            self._shared += [tool, raising]
+            self._shared.append(tool)
+            # Its own client: the same fault must meet the same fresh client twice, not a
+            # rate controller that the first run taught (a Retry-After pause, say).
+            own = self._make_client(**settings)
+            raising = WebsimImageTool(handle_tool_error=False, client=own)
             return ToolCaller(surface, self.emulator, tool, raising)
         model = "flux" if surface.name == "chat_flux" else "gemini-1.5-pro"
         llm = ChatWebsim(model=model, **settings)

@@ -79,6 +79,7 @@ def test_wire_body_of_a_four_message_conversation(
         "project_id": request.body["project_id"],
         "finish_reason": "stop",
         "attempts": 1,
+        "rate_wait": 0.0,  # one call on a fresh client never waits for the rate control
     }
     assert answer.usage_metadata is None  # Websim reports no token counts
 

@@ -46,15 +46,17 @@ EXCERPT_CHARS = 500  # errors quote at most this much of a body (langchain_websi
 by_surface = pytest.mark.parametrize("surface", SURFACES, ids=str)
 
 
-@pytest.fixture
-def surface_settings() -> dict[str, Any]:
+@pytest.fixture(
+    params=[{"adaptive_rate": True}, {"adaptive_rate": False}], ids=["rate-on", "rate-off"]
+)
+def surface_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Settings every surface of every row is built with; a row's own settings win.
 
-    Parametrize this to run the whole matrix under each of several settings, e.g.
-    ``@pytest.fixture(params=[{"adaptive_rate": False}, {"adaptive_rate": True}])``
-    returning ``request.param``.
+    The whole matrix runs with the adaptive rate control on (the default) and off: on, a
+    429 on an endpoint with no recent success still counts against ``max_retries``, so
+    every row holds as it did before the control existed.
     """
-    return {}
+    return dict(request.param)
 
 
 @pytest.fixture
@@ -189,7 +191,16 @@ async def test_200_concurrent_calls_with_30_percent_429_are_all_answered(
 ) -> None:
     calls = 200
     emulator.set_fault_rate(surface.endpoint, 0.3, status=429, seed=2024)
-    caller = make(surface, max_retries=30, retry_base_delay=0.005, retry_max_delay=0.05)
+    # 429s at random, whatever the pace, look like a rate limit shared with other clients:
+    # the adaptive control would slow 200 calls down to a crawl (see the next test), so this
+    # row is about the retry policy alone.
+    caller = make(
+        surface,
+        max_retries=30,
+        retry_base_delay=0.005,
+        retry_max_delay=0.05,
+        adaptive_rate=False,
+    )
     texts = [f"call {i}" for i in range(calls)]
     results = await asyncio.gather(*(caller.acall(text) for text in texts))
     answers = [caller.answer(result, text) for result, text in zip(results, texts, strict=True)]
@@ -201,6 +212,24 @@ async def test_200_concurrent_calls_with_30_percent_429_are_all_answered(
     if surface.name != "tool":  # the tool does not report attempts
         assert sum(a.attempts or 0 for a in answers) == len(seen)
     measured("200-concurrent", surface=surface, requests=len(seen), answered_429=rate_limited)
+
+
+async def test_random_429s_with_rate_control_on_are_answered_by_slowing_down(
+    make_client: Callable[..., WebsimClient], emulator: WebsimEmulator
+) -> None:
+    # From one client's view, 429s unrelated to its pace cannot be told from a limit other
+    # clients share, so the control slows down: every call is still answered, none fails.
+    calls = 10
+    emulator.set_fault_rate("chat", 0.3, status=429, seed=2024)
+    client = make_client(max_retries=5)  # for 429s before the first success (refusal)
+    answers = await asyncio.gather(
+        *(client.achat([{"role": "user", "content": f"call {i}"}]) for i in range(calls))
+    )
+    assert [a.text for a in answers] == [f"Echo: call {i}" for i in range(calls)]
+    statuses = [r.status for r in emulator.requests]
+    assert statuses.count(200) == calls
+    assert client.rate_state()["chat"].rate_limited == statuses.count(429) > 0
+    assert sum(a.attempts for a in answers) == len(statuses)
 
 
 @by_surface
@@ -299,7 +328,9 @@ def test_docs_table_names_every_row_and_its_code_runs(
     text = DOC.read_text(encoding="utf-8")
     table = text.split("## The fault matrix", 1)[1].split("### Running the matrix", 1)[0]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 1 + 18  # the header and the issue's 18 rows
+    assert (
+        len(rows) == 1 + 19
+    )  # the header, the 18 rows of the first matrix, random 429s with control on
     named = set(re.findall(r"`(test_\w+)(?:\[([\w-]+)\])?`", table))
     tests = {name for name in vars(sys.modules[__name__]) if name.startswith("test_")}
     # Every test is named on the page, each table-driven one with every row it runs...

@@ -1,0 +1,304 @@
+"""A deterministic discrete-event simulation of rate-limited callers and a token-bucket server.
+
+Simulated time only: one fake clock drives every controller, a token-bucket server stands in
+for Websim, and every sleep is an event in a heap, so a 30-second scenario runs in a few
+milliseconds and gives the same figures on every machine.
+
+Each process has its own controller and ``concurrency`` workers sharing that process's
+calls.  A worker runs one call the way the client's send path does::
+
+    wait for a slot -> send (latency) -> on_success, or on_rate_limited, then
+    re-queue when accepting() (no retry spent), else spend a retry: back off, wait again
+
+``mode="poll"`` waits with ``try_acquire`` (sleep the hint, ask again); ``mode="commit"``
+with ``reserve`` (sleep once, then send).  Latencies are drawn from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ENDPOINT = "chat"
+Mode = Literal["poll", "commit"]
+
+
+class Clock:
+    """The simulation's clock, callable like ``time.monotonic``."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Pacer(Protocol):
+    """What a worker needs from a controller (``RateController`` or :class:`Oracle`)."""
+
+    def try_acquire(self, endpoint: str) -> float: ...
+    def reserve(self, endpoint: str) -> float: ...
+    def on_success(self, endpoint: str) -> None: ...
+    def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None: ...
+    def accepting(self, endpoint: str) -> bool: ...
+    def record_wait(self, endpoint: str, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """``steps``: (start time, requests/s) of the server's token bucket, the first at 0."""
+
+    name: str
+    calls: int  # per process
+    steps: tuple[tuple[float, float], ...]
+    processes: int = 1
+    concurrency: int = 50  # per process
+    burst: int = 10
+    retry_after: float | None = None  # sent with every 429
+    latency: float = 0.005  # request to answer; the server decides halfway
+    jitter: float = 0.5  # each latency is drawn from latency * (1 +- jitter)
+    seed: int = 0
+    max_retries: int = 2
+    noise: float = 0.0  # share of requests answered 429 at random, whatever the rate
+
+    def with_seed(self, seed: int) -> Scenario:
+        return dataclasses.replace(self, seed=seed)
+
+    def rate_at(self, t: float) -> float:
+        return [rate for start, rate in self.steps if start <= t][-1]
+
+    def capacity(self, t: float) -> float:
+        """Tokens the server adds over [0, t]."""
+        ends = [start for start, _ in self.steps[1:]] + [t]
+        return sum(
+            rate * max(0.0, min(t, end) - start)
+            for (start, rate), end in zip(self.steps, ends, strict=True)
+        )
+
+    def ideal(self) -> float:
+        """Earliest time the server could have accepted every call: burst + capacity.
+
+        For a constant rate this is the brief's ``(calls - burst) / rate``.
+        """
+        need, lo, hi = self.calls * self.processes - self.burst, 0.0, 1e6
+        for _ in range(100):  # bisection; capacity() is increasing
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if self.capacity(mid) < need else (lo, mid)
+        return hi
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    mode: str
+    wall: float = 0.0  # when the last call ended
+    done: int = 0
+    failed: int = 0
+    rate_limited: int = 0
+
+    @property
+    def calls(self) -> int:
+        return self.scenario.calls * self.scenario.processes
+
+    @property
+    def limited_share(self) -> float:
+        return self.rate_limited / self.calls
+
+    @property
+    def vs_ideal(self) -> float:
+        return self.wall / self.scenario.ideal()
+
+    def __str__(self) -> str:
+        return (
+            f"{self.scenario.name} seed {self.scenario.seed} ({self.mode}): "
+            f"wall {self.wall:.2f} s = {self.vs_ideal:.3f} x ideal {self.scenario.ideal():.2f} s,"
+            f" 429s {self.rate_limited} ({self.limited_share:.1%}), failed {self.failed}"
+        )
+
+
+class _Server:
+    """A token bucket: ``burst`` tokens, refilled continuously at the scenario's rate."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.tokens = float(scenario.burst)
+        self.updated = 0.0
+
+    def admit(self, t: float, rng: random.Random) -> bool:
+        s = self.scenario
+        if s.noise and rng.random() < s.noise:
+            return False  # a fault unrelated to our pace: takes no token
+        refill = s.capacity(t) - s.capacity(self.updated)
+        self.tokens = min(s.burst, self.tokens + refill)
+        self.updated = t
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class _Sim:
+    def __init__(self, scenario: Scenario, mode: Mode) -> None:
+        self.scenario, self.mode = scenario, mode
+        self.clock = Clock()
+        self.server = _Server(scenario)
+        self.result = Result(scenario, mode)
+        self.rng = random.Random(scenario.seed)
+        self._events: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()  # ties run in the order they were scheduled
+
+    def at(self, t: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._events, (t, next(self._order), action))
+
+    def latency(self) -> float:
+        s = self.scenario
+        return s.latency * (1 + s.jitter * (2 * self.rng.random() - 1))
+
+    def run(self, limit: float = 3600.0) -> None:
+        while self._events:
+            t, _, action = heapq.heappop(self._events)
+            if t > limit:
+                raise RuntimeError(f"{self.scenario.name}: still running at {limit} s")
+            self.clock.now = t
+            action()
+
+
+class _Worker:
+    """One concurrent caller of one process, taking calls from the process's queue."""
+
+    def __init__(self, sim: _Sim, pacer: Pacer, queue: list[int]) -> None:
+        self.sim, self.pacer, self.queue = sim, pacer, queue
+        self.retries = 0
+
+    def next_call(self) -> None:
+        if self.queue:
+            self.queue.pop()
+            self.retries = 0
+            self.wait_for_slot()
+
+    def wait_for_slot(self) -> None:
+        if self.sim.mode == "poll":
+            wait, then = self.pacer.try_acquire(ENDPOINT), self.wait_for_slot
+        else:
+            wait, then = self.pacer.reserve(ENDPOINT), self.send
+        if wait > 0:
+            self.pacer.record_wait(ENDPOINT, wait)
+            self.sim.at(self.sim.clock.now + wait, then)
+        else:
+            self.send()
+
+    def send(self) -> None:
+        sim = self.sim
+        there = sim.latency() / 2
+
+        def arrive() -> None:  # the server decides when the request reaches it
+            answer = self.succeeded if sim.server.admit(sim.clock.now, sim.rng) else self.limited
+            sim.at(sim.clock.now + there, answer)
+
+        sim.at(sim.clock.now + there, arrive)
+
+    def succeeded(self) -> None:
+        self.pacer.on_success(ENDPOINT)
+        self._end(failed=False)
+
+    def limited(self) -> None:
+        sim = self.sim
+        sim.result.rate_limited += 1
+        retry_after = sim.scenario.retry_after
+        self.pacer.on_rate_limited(ENDPOINT, retry_after)
+        if self.pacer.accepting(ENDPOINT):
+            self.wait_for_slot()  # shaping: back in the queue, no retry spent
+            return
+        self.retries += 1
+        if self.retries > sim.scenario.max_retries:
+            self._end(failed=True)
+            return
+        # The client's backoff without jitter (base 1 s), or the server's Retry-After.
+        delay = retry_after if retry_after is not None else min(30.0, 2.0**self.retries)
+        sim.at(sim.clock.now + delay, self.wait_for_slot)
+
+    def _end(self, *, failed: bool) -> None:
+        result = self.sim.result
+        result.failed += failed
+        result.done += not failed
+        result.wall = max(result.wall, self.sim.clock.now)
+        self.next_call()
+
+
+def simulate(
+    scenario: Scenario, make_pacer: Callable[[Clock], Pacer], mode: Mode = "poll"
+) -> Result:
+    """Run ``scenario`` with one pacer per process; every worker starts at time 0."""
+    sim = _Sim(scenario, mode)
+    for _ in range(scenario.processes):
+        pacer, queue = make_pacer(sim.clock), list(range(scenario.calls))
+        for _ in range(scenario.concurrency):
+            sim.at(0.0, _Worker(sim, pacer, queue).next_call)
+    sim.run()
+    return sim.result
+
+
+class Oracle:
+    """Paces its process at exactly its share of the server's true rate, which it knows."""
+
+    def __init__(self, clock: Clock, scenario: Scenario) -> None:
+        self.clock, self.scenario = clock, scenario
+        self.next = 0.0
+
+    def _interval(self) -> float:
+        return self.scenario.processes / self.scenario.rate_at(self.clock.now)
+
+    def try_acquire(self, endpoint: str) -> float:
+        now = self.clock.now
+        if now + 1e-9 < self.next:
+            return self.next - now
+        self.next = max(self.next, now) + self._interval()
+        return 0.0
+
+    def reserve(self, endpoint: str) -> float:
+        now = self.clock.now
+        slot = max(self.next, now)
+        self.next = slot + self._interval()
+        return slot - now
+
+    def on_success(self, endpoint: str) -> None:
+        pass
+
+    def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None:
+        pass
+
+    def accepting(self, endpoint: str) -> bool:
+        return True
+
+    def record_wait(self, endpoint: str, seconds: float) -> None:
+        pass
+
+
+def oracle_wall(scenario: Scenario) -> float:
+    """Wall time of callers paced at exactly the true rate (no burst used, no 429)."""
+    return simulate(scenario, lambda clock: Oracle(clock, scenario)).wall
+
+
+def _s4() -> Scenario:
+    calls, burst, high, low = 300, 10, 20.0, 5.0
+    # The rate drops when an ideal run is half done in time: burst + high*h + low*h = calls.
+    half = (calls - burst) / (high + low)
+    return Scenario("S4", calls, ((0.0, high), (half, low)), burst=burst)
+
+
+# The benchmark's scenarios: burst 10, 50 concurrent callers per process.
+SCENARIOS: dict[str, Scenario] = {
+    "S1": Scenario("S1", 300, ((0.0, 10.0),)),
+    "S2": Scenario("S2", 300, ((0.0, 10.0),), retry_after=1.0),
+    "S3": Scenario("S3", 400, ((0.0, 50.0),)),
+    "S4": _s4(),
+    "S5": Scenario("S5", 50, ((0.0, 10.0),), processes=4),
+}
+WALL_BOUND = {"S1": 1.2, "S2": 1.2, "S3": 1.2, "S4": 1.3, "S5": 1.3}  # x ideal
+ORACLE_BOUND = 1.1  # x the wall time of callers paced at exactly the true rate
+LIMITED_BOUND = 0.2  # 429s per call
