@@ -102,7 +102,7 @@ def serving(*args: str) -> Iterator[str]:
 def test_command_line_rate_limit_options(command: list[str]) -> None:
     options = ["--port", "0", "--rate-limit", "0.5", "--burst", "2", "--retry-after", "3"]
     with serving(*command, *options) as base_url:
-        with WebsimClient(base_url=base_url, max_retries=0) as client:
+        with WebsimClient(base_url=base_url, max_retries=0, adaptive_rate=False) as client:
             assert [client.chat(USER).text for _ in range(2)] == ["Echo: hello"] * 2
             with pytest.raises(WebsimRateLimitError) as caught:
                 client.chat(USER)

@@ -1,6 +1,6 @@
 """The emulator's rate limit (a token bucket per endpoint), over loopback.
 
-Raw answers are read with plain aiohttp, or with ``WebsimClient(max_retries=0)``, so that no
+Raw answers are read with plain aiohttp, or with ``WebsimClient(max_retries=0, adaptive_rate=False)``, so no
 retry hides a 429.  Rates are chosen so that a burst sent back to back finishes long before
 a token could refill; the only waits are for a refill or a ``Retry-After``, which is the
 behaviour under test.
@@ -111,7 +111,9 @@ async def test_retry_after_header_when_configured(
 
 async def test_the_client_sees_a_rate_limit_error_with_retry_after() -> None:
     async with WebsimEmulator(rate_limit=0.5, burst=1, retry_after=7) as emu:
-        async with WebsimClient(base_url=emu.base_url, max_retries=0) as client:
+        async with WebsimClient(
+            base_url=emu.base_url, max_retries=0, adaptive_rate=False
+        ) as client:
             assert (await client.achat(USER)).text == "Echo: hello"
             with pytest.raises(WebsimRateLimitError) as caught:
                 await client.achat(USER)
