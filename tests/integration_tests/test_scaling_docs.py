@@ -12,6 +12,7 @@ import importlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,18 +60,27 @@ def run_example(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RAY_"))}
     # This checkout's package, also in Ray's and the pool's worker processes.
     env.update(ray_env, PYTHONPATH=str(ROOT), WEBSIM_BASE_URL=emulator.base_url)
-    done = subprocess.run(
+    # A session of its own: whatever the script starts (a Ray cluster) can be ended with it.
+    done = subprocess.Popen(
         [sys.executable, "-W", "error::ResourceWarning", str(script)],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
+        start_new_session=True,
     )
-    assert done.returncode == 0, done.stderr[-5000:]
-    assert "Traceback" not in done.stderr, done.stderr[-5000:]
-    return done.stdout
+    try:
+        stdout, stderr = done.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        # The script is not reaped yet, so its group is still ours: end it and its cluster.
+        # (After a normal exit Ray's own shutdown has stopped the cluster.)
+        os.killpg(done.pid, signal.SIGKILL)
+        done.communicate()
+        raise
+    assert done.returncode == 0, stderr[-5000:]
+    assert "Traceback" not in stderr, stderr[-5000:]
+    return stdout
 
 
 def answered(emulator: WebsimEmulator, endpoint: Literal["chat", "image"]) -> int:
