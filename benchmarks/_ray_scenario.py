@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -80,7 +81,12 @@ def local_ray(num_cpus: int = 2) -> Iterator[None]:
     # This process imported Ray before the variable was set, and Ray reads it at import: the
     # driver picks the node address, so tell its copy too (the processes it starts read the
     # environment).  test_scale_out.py checks the node really is on 127.0.0.1.
-    loopback = mock.patch.object(ray._private.ray_constants, "ENABLE_RAY_CLUSTER", False)
+    constants = ray._private.ray_constants
+    loopback = (
+        mock.patch.object(constants, "ENABLE_RAY_CLUSTER", False)
+        if hasattr(constants, "ENABLE_RAY_CLUSTER")
+        else contextlib.nullcontext()
+    )
     try:
         with loopback:
             ray.init(
@@ -189,7 +195,9 @@ def _worker(
 
 def _check_sizes(**sizes: int) -> None:
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be a whole number >= 1, got {value!r}")
+        if value < 1:
             raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
@@ -220,7 +228,9 @@ def run_s6_ray(
     _check_sizes(workers=workers, calls=calls, concurrency=concurrency)
     if not isinstance(contender_kwargs, Mapping):
         raise TypeError(f"contender_kwargs must be a mapping, got {contender_kwargs!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    if not timeout > 0:
         raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
     with contextlib.ExitStack() as stack:
         if not ray.is_initialized():
@@ -237,10 +247,11 @@ def _run_fleet(
         # Ray workers cannot import this file (benchmarks/ is not a package on their path):
         # ship its functions by value instead.
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    # The tasks wait on the network, not the CPU: share the CPUs so all of them run at once.
+    # The tasks wait on the network, not the CPU: share the CPUs so all of them run at once
+    # (rounded down to Ray's precision, or the shares could add up to more than there is).
     cpus = float(ray.cluster_resources().get("CPU", 1.0)) / workers
     gate = _Gate.options(num_cpus=0).remote(workers)
-    task = _worker.options(num_cpus=round(cpus, 4))
+    task = _worker.options(num_cpus=math.floor(cpus * 10_000) / 10_000)
     refs = [task.remote(gate, base_url, kwargs, job) for _ in range(workers)]
     try:
         summaries = ray.get(refs, timeout=timeout)

@@ -146,9 +146,10 @@ def test_s6_summary_counts_errors_and_wrong_answers(ray_scenario: ModuleType) ->
     ("kwargs", "error", "message"),
     [
         ({"workers": 0}, ValueError, "workers must be a whole number >= 1"),
-        ({"calls": 2.5}, ValueError, "calls must be a whole number >= 1"),
-        ({"concurrency": True}, ValueError, "concurrency must be a whole number >= 1"),
+        ({"calls": 2.5}, TypeError, "calls must be a whole number >= 1"),
+        ({"concurrency": True}, TypeError, "concurrency must be a whole number >= 1"),
         ({"timeout": 0}, ValueError, "timeout must be a number of seconds > 0"),
+        ({"timeout": "60"}, TypeError, "timeout must be a number of seconds > 0"),
         ({"contender_kwargs": None}, TypeError, "contender_kwargs must be a mapping"),
     ],
 )
