@@ -1,15 +1,21 @@
-"""Models and tools made in a parent process work inside worker processes."""
+"""Models and tools made in a parent process work inside worker processes.
+
+Fork, spawn and forkserver pools; a fleet of pool workers sharing one rate limit; every
+setting surviving the trip.  The same for Ray tasks is in ``test_scale_out.py``.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool
 from langchain_websim.testing import WebsimEmulator
+from tests.integration_tests import _fleet as fleet
 
 # Set before a fork, so the child inherits the objects instead of unpickling them.
 _INHERITED: dict[str, Any] = {}
@@ -75,3 +81,31 @@ def test_a_pickled_model_works_in_fresh_worker_processes(
 
 def _chat_with(llm: ChatWebsim, text: str) -> str:
     return str(llm.invoke(text).content)
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_pool_workers_sharing_one_rate_limit_answer_every_call(
+    emulator: WebsimEmulator, start_method: str
+) -> None:
+    # Default settings, made and used in the parent, as a batch script would.
+    llm = ChatWebsim(base_url=emulator.base_url)
+    assert llm.invoke("parent").content == "Echo: parent"
+    fleet.limit(emulator)
+    jobs = [(llm, worker) for worker in range(fleet.WORKERS)]
+    answers = fleet.run_in_pool(start_method, fleet.answer_all, jobs)
+    fleet.check_fleet(emulator, answers)
+    llm._websim_client().close()
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_every_setting_of_a_model_and_a_tool_arrives_in_a_pool_worker(
+    tmp_path: Path, start_method: str
+) -> None:
+    ca_bundle = fleet.write_ca_bundle(tmp_path)
+    llm, tool = fleet.changed_chat_model(ca_bundle), fleet.changed_image_tool(ca_bundle)
+    sent = [fleet.settings_of(llm), fleet.settings_of(tool)]
+    got = fleet.run_in_pool(start_method, fleet.settings_in_worker, [(llm,), (tool,)])
+    assert [settings for _, settings in got] == sent
+    assert os.getpid() not in {pid for pid, _ in got}
+    llm._websim_client().close()
+    tool._websim_client().close()
