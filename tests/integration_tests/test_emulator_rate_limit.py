@@ -1,9 +1,9 @@
 """The emulator's rate limit (a token bucket per endpoint), over loopback.
 
-Raw answers are read with plain aiohttp, or with
-``WebsimClient(max_retries=0, adaptive_rate=False)``, so no retry or pacing hides a 429.  Rates are chosen so that a burst sent back to back finishes long before
-a token could refill; the only waits are for a refill or a ``Retry-After``, which is the
-behaviour under test.
+Raw answers are read with plain aiohttp, or with ``WebsimClient(max_retries=0,
+adaptive_rate=False)``, so no retry or pacing hides a 429. Rates are chosen so that a burst
+sent back to back finishes long before a token could refill; the only waits are for a refill
+or a ``Retry-After``, which is the behaviour under test.
 """
 
 from __future__ import annotations
