@@ -56,7 +56,8 @@ __all__ = ["EndpointRateState", "RateController"]
 
 # Tuned with the discrete-event simulation in tests/unit_tests/_rate_sim.py.
 MIN_RATE = 0.2  # requests/s; a limited endpoint is never paced slower than this
-MAX_RATE = 1000.0  # requests/s; finer pacing than an event loop can sleep is pointless
+MAX_RATE = 1000.0  # requests/s; finer pacing than an event loop can sleep is pointless:
+# a slow start that reaches it without a 429 stops pacing until the first 429 comes
 INITIAL_RATE = 6.0  # requests/s before anything is learned
 INITIAL_BURST = 2.0  # slots a fresh endpoint grants at once (a single call never waits)
 BURST = 2.0  # slots that may go back to back later (absorbs a waker's lateness)
@@ -108,6 +109,7 @@ class _Endpoint:
     updated: float
     created: float
     learned: bool = False
+    unpaced: bool = False  # slow start reached MAX_RATE with no 429: no pacing at all
     paused_until: float = -math.inf
     hold_until: float = -math.inf
     cut_at: float = -math.inf
@@ -200,6 +202,9 @@ class RateController:
         value is how many seconds to sleep before asking again (it includes any
         ``Retry-After`` pause).  The first call on a fresh endpoint returns ``0.0``.
         """
+        st = self._endpoints.get(endpoint)
+        if st is not None and st.unpaced and not st.paused_until > self._clock():
+            return 0.0  # the hot path of a service that never limited us: no lock, no bucket
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
@@ -233,7 +238,7 @@ class RateController:
             st.successes.append(now)
             st.last_success = now
             message = None
-            if st.queued(now):
+            if st.queued(now) and not st.unpaced:
                 new, why = st.grown_rate(now)
                 message = self._set_rate(st, endpoint, now, new, why, milestone=True)
             st.grown_at = now
@@ -351,6 +356,7 @@ class RateController:
         """Change the rate; return a log line for a cut, or when a ramp has moved 25 %."""
         st.refill(now)  # tokens so far accrued at the old rate
         old, st.rate = st.rate, min(MAX_RATE, max(MIN_RATE, new))
+        st.unpaced = not st.learned and st.rate >= MAX_RATE
         st.tokens = min(st.tokens, st.burst)
         if milestone and abs(math.log(st.rate / st.logged_rate)) < _MILESTONE:
             return None

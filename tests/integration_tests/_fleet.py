@@ -118,7 +118,17 @@ def _connection_changes(ca_bundle: str) -> dict[str, Any]:
     }
 
 
-_SHARED_CHANGES = {"verbose": True, "tags": ["scale-out"], "metadata": {"job": "scale-out"}}
+_SHARED_CHANGES = {
+    "verbose": True,
+    "tags": ["scale-out"],
+    "metadata": {"job": "scale-out"},
+    # The image options, on both classes.
+    "seed": 7,
+    "width": 512,
+    "height": 256,
+    "transparent": True,
+    "image_inputs": ("https://cdn.example.test/reference.png",),
+}
 _CHAT_CHANGES = {
     **_SHARED_CHANGES,
     "name": "fleet-model",
@@ -146,6 +156,7 @@ _TOOL_CHANGES = {
     "extras": {"team": "images"},
     "default_aspect_ratio": "9:16",
     "project_id": "fleet-image",
+    "return_image": True,
 }
 
 

@@ -390,3 +390,27 @@ def test_threads_lose_no_updates() -> None:
     assert state.rate_limited == threads_n * rounds // 10
     assert state.waited == pytest.approx(threads_n * rounds * 0.001)
     assert state.rate is not None and state.rate >= _rate.MIN_RATE
+
+
+def test_a_slow_start_that_reaches_the_ceiling_stops_pacing_until_a_429(
+    ctl: RateController, clock: FakeClock
+) -> None:
+    # A service that never limits us must cost nothing per call once the ramp is done.
+    for _ in range(100_000):  # callers queued at the pace, every slot answered at once
+        wait = ctl.try_acquire("chat")
+        if wait == 0.0 and ctl._endpoints["chat"].rate >= _rate.MAX_RATE:
+            break
+        if wait > 0:
+            assert ctl.try_acquire("chat") > 0
+            clock.advance(wait)
+        else:
+            ctl.on_success("chat")
+    assert ctl._endpoints["chat"].rate == _rate.MAX_RATE
+    assert all(ctl.try_acquire("chat") == 0.0 for _ in range(10_000))  # no bucket, no wait
+    ctl.on_rate_limited("chat", None)
+    learned = rate(ctl)
+    assert learned is not None and learned < _rate.MAX_RATE
+    queue_up(ctl)
+    assert ctl.try_acquire("chat") > 0.0  # paced again
+    ctl.on_rate_limited("chat", 5.0)
+    assert ctl.try_acquire("chat") == pytest.approx(5.0, abs=0.5)  # a pause holds anyway
