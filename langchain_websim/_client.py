@@ -20,7 +20,7 @@ import aiohttp
 
 from langchain_websim import _download, _transport, _wire
 from langchain_websim._loops import BackgroundLoop, LoopSessions
-from langchain_websim._pacing import Call, await_slot, is_shaping
+from langchain_websim._pacing import Call, SlotQueues, await_slot, is_shaping
 from langchain_websim._rate import EndpointRateState, RateController
 from langchain_websim._requests import ChatRequest, ImageOptions, ImageRequest
 from langchain_websim._responses import WebsimChatResponse, WebsimImageResponse
@@ -88,6 +88,7 @@ class WebsimClient:
         self._urls = {name: settings.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
         # One controller for every model and tool on this client, across loops and threads.
         self._rate = RateController() if settings.adaptive_rate else None
+        self._queues = SlotQueues()
         self._sessions = LoopSessions(self._new_session)
         self._background = BackgroundLoop()
         # A client dropped without close() must not leave its loop thread running; the
@@ -95,8 +96,6 @@ class WebsimClient:
         self._finalizer = weakref.finalize(self, self._background.stop)
         self._closed = False
         _LIVE_CLIENTS.add(self)
-
-    # ------------------------------------------------------------------ settings
 
     @property
     def base_url(self) -> str:
@@ -236,12 +235,14 @@ class WebsimClient:
         _forget_shared(self)
 
     def _after_fork_in_child(self) -> None:
-        # The parent's loop thread does not exist here and its sockets belong to the parent:
-        # closing them would send TLS close_notify on the parent's connections, and letting
-        # them be collected would warn.  Keep them unreachable-but-alive and start over.
+        # The parent's loop thread does not exist here and its sockets are the parent's:
+        # closing them would send TLS close_notify on its connections, letting them be
+        # collected would warn.  Keep them alive, unreachable, and start over (what the
+        # rate control learned starts fresh too).
         _FORK_ORPHANS.append((self._background, self._sessions))
         if self._rate is not None:
-            self._rate.reset()  # what the parent learned may start fresh
+            self._rate.reset()
+        self._queues = SlotQueues()
         self._background = BackgroundLoop()
         self._sessions = LoopSessions(self._new_session)
         self._finalizer.detach()
@@ -270,8 +271,6 @@ class WebsimClient:
             f"WebsimClient(base_url={self.base_url!r}, timeout={self.timeout}, "
             f"max_retries={self.max_retries}, proxy={redact_url(self.proxy)!r})"
         )
-
-    # ------------------------------------------------------------------ process-wide default
 
     @classmethod
     def shared(cls, base_url: str | None = None, **settings: Any) -> WebsimClient:
@@ -304,11 +303,11 @@ class WebsimClient:
             raise RuntimeError("this WebsimClient is closed; create a new one")
         session = await self._sessions.get()
         url, headers = self._urls[endpoint.name], self._request_headers[endpoint.name]
-        rate = self._rate  # None with adaptive_rate=False: no pacing, as before it existed
+        rate, deadline = self._rate, self.settings.rate_limit_deadline  # rate None: no pacing
         call, paced = Call(endpoint, url, time.perf_counter(), rate), rate is not None
         while True:
             if paced:
-                await await_slot(call, self.settings.rate_limit_deadline, self.retry.max_delay)
+                await await_slot(call, self._queues, deadline, self.retry.max_delay)
             call.attempts += 1
             retry_after: float | None = None
             try:

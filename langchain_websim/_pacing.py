@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from dataclasses import dataclass
 
 from langchain_websim import _wire
 from langchain_websim._rate import RateController
 from langchain_websim.errors import WebsimError, WebsimRateLimitError
 
-__all__ = ["Call", "await_slot", "is_shaping", "rate_limited"]
+__all__ = ["Call", "SlotQueues", "await_slot", "is_shaping", "rate_limited"]
 
 
 @dataclass(slots=True)
@@ -57,11 +58,58 @@ def rate_limited(call: Call, problem: str, retry_after: float | None = None) -> 
     )
 
 
-async def await_slot(call: Call, deadline_after: float, max_pause: float) -> None:
+class SlotQueues:
+    """Per event loop and endpoint, the callers waiting for a send slot, in arrival order.
+
+    Only the head of each queue polls the controller; the others wait on an ``asyncio.Lock``
+    (first come, first served) without waking.  Without it, N waiting callers would all
+    wake at every slot for one of them to get it: 10,000 concurrent calls spent their time
+    in wake-ups instead of requests.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
+
+    def lock(self, endpoint: str) -> asyncio.Lock:
+        by_endpoint = self._locks.setdefault(asyncio.get_running_loop(), {})
+        lock = by_endpoint.get(endpoint)
+        if lock is None:
+            lock = by_endpoint[endpoint] = asyncio.Lock()
+        return lock
+
+
+async def await_slot(
+    call: Call, queues: SlotQueues, deadline_after: float, max_pause: float
+) -> None:
     """Wait until the rate controller has a send slot; this wait is not an attempt."""
     rate, name = call.rate, call.endpoint.name
     assert rate is not None
+    queue = queues.lock(name)
+    if not queue.locked() and rate.try_acquire(name) == 0.0:
+        return  # nobody waiting and a slot free: the common case costs one check
+    started = time.perf_counter()
     deadline = call.started + deadline_after
+    try:
+        async with asyncio.timeout(max(0.0, deadline - started)):
+            await queue.acquire()
+    except TimeoutError:
+        raise _past_deadline(call, deadline_after) from None
+    try:
+        await _poll(call, rate, deadline, deadline_after, max_pause)
+    finally:
+        queue.release()
+        waited = time.perf_counter() - started
+        call.waited += waited
+        rate.record_wait(name, waited)
+
+
+async def _poll(
+    call: Call, rate: RateController, deadline: float, deadline_after: float, max_pause: float
+) -> None:
+    """The head of the queue: ask for a slot, sleep as long as the controller says, again."""
+    name = call.endpoint.name
     while True:
         pause = rate.pause_remaining(name)
         if pause > max_pause:
@@ -75,14 +123,13 @@ async def await_slot(call: Call, deadline_after: float, max_pause: float) -> Non
         if wait <= 0.0:
             return
         if time.perf_counter() + wait > deadline:
-            limit = deadline_after
-            raise rate_limited(
-                call,
-                f"no send slot within rate_limit_deadline ({limit:g} s; waited "
-                f"{call.waited:.1f} s for the service's rate limit)",
-            )
-        before = time.perf_counter()
+            raise _past_deadline(call, deadline_after)
         await asyncio.sleep(wait)
-        waited = time.perf_counter() - before
-        call.waited += waited
-        rate.record_wait(name, waited)
+
+
+def _past_deadline(call: Call, deadline_after: float) -> WebsimError:
+    return rate_limited(
+        call,
+        f"no send slot within rate_limit_deadline ({deadline_after:g} s after the call "
+        f"started; {call.elapsed:.1f} s have passed) while the service limits our rate",
+    )
