@@ -50,11 +50,13 @@ def local_ray(num_cpus: int = 2) -> Iterator[None]:
     """A local, loopback-only Ray cluster for the ``with`` block; nothing of it is left after.
 
     The environment is changed for the block (Ray's processes read it when they start, the
-    driver reads ``HOME`` for its token) and restored after; Ray's files are removed.
+    driver reads ``HOME`` for its token) and restored after; Ray's files are removed, and
+    the driver forgets the cluster's token, so a process can start one cluster after another.
     """
     base = tempfile.mkdtemp(prefix="wsray-")
     env = offline_ray_env(base)
-    saved = {name: os.environ.get(name) for name in (*env, "RAY_ADDRESS")}
+    # ray.init sets RAY_AUTH_MODE for its token authentication: restored with the rest.
+    saved = {name: os.environ.get(name) for name in (*env, "RAY_ADDRESS", "RAY_AUTH_MODE")}
     # An inherited RAY_ADDRESS would make ray.init join that cluster instead.
     os.environ.pop("RAY_ADDRESS", None)
     os.environ.update(env)
@@ -85,4 +87,21 @@ def local_ray(num_cpus: int = 2) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        _forget_auth_token()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _forget_auth_token() -> None:
+    """Drop the token this process cached for the cluster that has just stopped.
+
+    A new cluster's processes read their token from the new ``HOME``, where ray.init writes
+    one only if this process holds none: with the old one still cached, the next cluster's
+    GCS finds no token and exits, and ray.init times out.
+    """
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray without token authentication caches nothing
+        return
+    # The config first, so nothing reloads the token while it still says token mode.
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -146,3 +148,30 @@ def test_s6_runner_stops_tasks_that_outlive_its_timeout(
     emulator.enqueue("chat", json={"content": ANSWER}, times=None)
     result = goodput_fleet.run_in_ray_tasks(_jobs(emulator.base_url, calls=1), fleet.TIMEOUT)
     assert [(s["ok"], s["failed"]) for s in result.summaries] == [(1, 0), (1, 0)]
+
+
+def test_one_process_can_start_one_local_cluster_after_another(tmp_path: Path) -> None:
+    # In a fresh interpreter: the module's cluster above must not be the one reused.
+    script = tmp_path / "two_clusters.py"
+    script.write_text(
+        "import ray, _ray_scenario\n"
+        "for n in range(2):\n"
+        "    with _ray_scenario.local_ray(num_cpus=1):\n"
+        "        print(ray.get(ray.remote(lambda: 'task ran').remote()), flush=True)\n"
+        "    assert not ray.is_initialized()\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RAY_"))}
+    env["PYTHONPATH"] = os.pathsep.join((str(BENCHMARKS), str(BENCHMARKS.parent)))
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=fleet.TIMEOUT,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    # The second cluster used to fail to start: the driver kept the first one's token.
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["task ran", "task ran"]
