@@ -2,8 +2,9 @@
 
 A worker builds its chat model, reports ``ready``, waits for ``go`` (so every worker of a
 scenario starts its calls together and import time is never timed), runs all its calls
-through ``abatch`` and sends back what happened.  ``run_calls`` is the part that does not
-care how the worker was started, for runners other than processes.
+through ``abatch`` and sends back what happened.  ``serve`` is a spawned process's body;
+``build_model`` and ``run_calls`` do not care how the worker was started (the Ray runner
+in ``_goodput_fleet`` calls them in its tasks).
 """
 
 from __future__ import annotations
@@ -41,6 +42,19 @@ class Job:
     burst: float
     schedule: tuple[tuple[float, float], ...] = ()
     """The oracle's (seconds after go, new rate) steps, rates already shared out."""
+
+    def __post_init__(self) -> None:
+        # Checked where the job is made: a worker would only fail later, and less clearly.
+        if self.contender not in CONTENDERS:
+            raise ValueError(
+                f"unknown contender {self.contender!r}; choose from {', '.join(CONTENDERS)}"
+            )
+        for name in ("calls", "concurrency"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be a whole number >= 1, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
 def adaptive_off() -> dict[str, Any]:

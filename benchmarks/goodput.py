@@ -8,8 +8,9 @@ Usage (after ``pip install -e '.[benchmark]'``)::
 
 Websim answers 429 "Rate limit exceeded" when called too fast, at a rate it does not publish.
 Each scenario runs every contender against its own token-bucket server process
-(``_bucket_server.py``) and each contender in fresh worker processes (``_goodput_fleet.py``),
-so neither a bucket nor a client carries state from one run into the next.  The report gives,
+(``_bucket_server.py``) and each contender in fresh worker processes (``_goodput_fleet.py``:
+spawned processes, or in S6 Ray tasks, each in a Ray worker process of its own), so neither a
+bucket nor a client carries state from one run into the next.  The report gives,
 per scenario, a Markdown table and PASS or MISS for ChatWebsim's defaults against the targets.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 
 import _report
 from _bucket_server import Limit, start_bucket_server
-from _goodput_fleet import RUNNERS, FleetTimeout
+from _goodput_fleet import RUNNERS, FleetTimeout, shared_by_runs
 from _goodput_report import Row, Target, print_scenario, targets
 from _goodput_worker import CONTENDERS, Job, adaptive_off
 
@@ -48,6 +49,10 @@ class Scenario:
     """(seconds after the first request, new rate) steps."""
     runner: str = "processes"
     """Key of ``RUNNERS``: how the workers are started."""
+
+    @property
+    def worker_kind(self) -> str:
+        return WORKER_KINDS[self.runner]
 
     @property
     def total_calls(self) -> int:
@@ -87,7 +92,7 @@ class Scenario:
         return 60 + 3 * self.ideal()
 
     def title(self) -> str:
-        each = f" ({self.workers} processes x {self.calls})" if self.workers > 1 else ""
+        each = f" ({self.workers} {self.worker_kind} x {self.calls})" if self.workers > 1 else ""
         conc = f"{self.concurrency} concurrent" + (" in each" if self.workers > 1 else "")
         return (
             f"{self.name}: {self.about}; {self.total_calls} calls{each}, {conc}; "
@@ -95,7 +100,11 @@ class Scenario:
         )
 
 
+WORKER_KINDS = {"processes": "processes", "ray": "Ray tasks"}
+"""What a scenario's workers are called, by runner."""
+
 _S1 = Scenario("S1", "10/s, burst 10, no Retry-After", 10, 10, 300, 50, 1.2)
+_S5 = Scenario("S5", "4 processes share 10/s, burst 10", 10, 10, 50, 50, 1.3, workers=4)
 SCENARIOS = {
     "S1": _S1,
     "S2": replace(_S1, name="S2", about="10/s, burst 10, Retry-After: 1", retry_after=1),
@@ -104,9 +113,11 @@ SCENARIOS = {
     "S4": Scenario(
         "S4", "20/s for 15 s, then 5/s, burst 10", 20, 10, 385, 50, 1.3, schedule=((15.0, 5.0),)
     ),
-    "S5": Scenario("S5", "4 processes share 10/s, burst 10", 10, 10, 50, 50, 1.3, workers=4),
+    "S5": _S5,
+    "S6": replace(_S5, name="S6", about="4 Ray tasks share 10/s, burst 10", runner="ray"),
 }
 _Q1 = Scenario("S1", "20/s, burst 5, no Retry-After", 20, 5, 25, 10, 1.2)
+_Q5 = Scenario("S5", "4 processes share 10/s, burst 5", 10, 5, 8, 8, 1.3, workers=4)
 QUICK = {
     "S1": _Q1,
     "S2": replace(_Q1, name="S2", about="20/s, burst 5, Retry-After: 1", retry_after=1),
@@ -114,7 +125,8 @@ QUICK = {
     "S4": Scenario(
         "S4", "20/s for 1 s, then 5/s, burst 5", 20, 5, 30, 10, 1.3, schedule=((1.0, 5.0),)
     ),
-    "S5": Scenario("S5", "4 processes share 10/s, burst 5", 10, 5, 8, 8, 1.3, workers=4),
+    "S5": _Q5,
+    "S6": replace(_Q5, name="S6", about="4 Ray tasks share 10/s, burst 5", runner="ray"),
 }
 
 
@@ -156,7 +168,8 @@ def run_contender(scenario: Scenario, contender: str, timeout: float) -> Row:
 def run_scenario(
     scenario: Scenario, contenders: list[str], timeout: float | None
 ) -> dict[str, Any]:
-    rows = [run_contender(scenario, c, timeout or scenario.timeout()) for c in contenders]
+    with shared_by_runs(scenario.runner):
+        rows = [run_contender(scenario, c, timeout or scenario.timeout()) for c in contenders]
     found: list[Target] = targets(scenario.name, rows, scenario.wall_target)
     print_scenario(scenario.title(), rows, found)
     return {
@@ -214,7 +227,9 @@ def _preamble(adaptive: bool) -> None:
         )
     print(
         "every contender runs in fresh processes against its own server; abatch with "
-        "max_concurrency; in S5 each of the 4 processes has its own concurrency limit"
+        "max_concurrency; in S5 and S6 each of the 4 workers has its own concurrency limit; "
+        "S6's workers are Ray tasks, each in a fresh Ray worker process, on a local cluster "
+        "started for the scenario"
     )
 
 

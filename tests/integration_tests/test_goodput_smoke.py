@@ -1,23 +1,29 @@
 """The goodput benchmark runs end to end in its quick configuration, and its arithmetic holds.
 
 No wall-clock figure is asserted against a goal: timings on a shared machine say nothing
-about correctness.  What is checked is that every contender ran, that the counts agree with
-one another (every successful call is exactly one request the bucket let through), and that
-the token bucket and the ideal times are computed as documented.
+about correctness.  What is checked is that every contender ran, in processes (S1) and on Ray
+tasks (S6), that the counts agree with one another (every successful call is exactly one
+request the bucket let through), that the token bucket and the ideal times are computed as
+documented, and that a bad job or run is refused before any worker starts.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import multiprocessing
 import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+import ray
+from langchain_core.messages import AIMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 GOODPUT = ROOT / "benchmarks" / "goodput.py"
@@ -46,13 +52,12 @@ def _table_rows(out: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_quick_s1_prints_a_row_for_every_contender_with_consistent_counts(
-    tmp_path: Path,
-) -> None:
-    out_json = tmp_path / "goodput.json"
+def _run_quick(scenario: str, out_json: Path, *contenders: str) -> subprocess.CompletedProcess[str]:
     # The benchmark imports this checkout's package, not whichever one is installed.
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    args = ["--quick", "--scenarios", "S1", "--json", str(out_json)]
+    args = ["--quick", "--scenarios", scenario, "--json", str(out_json)]
+    if contenders:
+        args += ["--contenders", ",".join(contenders)]
     done = subprocess.run(
         [sys.executable, "-W", "error::ResourceWarning", str(GOODPUT), *args],
         capture_output=True,
@@ -62,11 +67,16 @@ def test_quick_s1_prints_a_row_for_every_contender_with_consistent_counts(
         env={**os.environ, "PYTHONPATH": path},
     )
     assert done.returncode == 0, done.stderr
-    title = re.search(r"^S1: .*; (\d+) calls, \d+ concurrent; ideal ([\d.]+) s$", done.stdout, re.M)
-    assert title, done.stdout
-    calls, ideal = int(title[1]), float(title[2])
-    rows = _table_rows(done.stdout)
-    assert sorted(rows) == sorted(LABELS), done.stdout
+    assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr, done.stderr
+    return done
+
+
+def _check_rows(
+    out: str, calls: int, ideal: float, labels: tuple[str, ...] = LABELS
+) -> dict[str, list[str]]:
+    """Every contender run has a row, and each row's counts agree with one another."""
+    rows = _table_rows(out)
+    assert sorted(rows) == sorted(labels), out
     for label, cells in rows.items():
         ok, failed = (int(n) for n in cells[1].split(" / "))
         requests, limited, wall = int(cells[2]), int(cells[3]), float(cells[5])
@@ -77,19 +87,51 @@ def test_quick_s1_prints_a_row_for_every_contender_with_consistent_counts(
         assert wall > 0 and float(cells[6]) == ideal, label
         assert float(cells[7]) == pytest.approx(wall / ideal, abs=0.06), label
     assert float(rows["ChatWebsim + InMemoryRateLimiter (oracle)"][8]) == 1.0
+    return rows
+
+
+def _check_report(out: str, out_json: Path, name: str, rows: dict[str, list[str]]) -> None:
     for goal in ("failed calls", "429s", "wall / ideal", "wall / oracle"):
-        assert re.search(rf"^  (PASS|MISS)  S1 {goal} = ", done.stdout, re.M), goal
+        assert re.search(rf"^  (PASS|MISS)  {name} {goal} = ", out, re.M), goal
     report = json.loads(out_json.read_text(encoding="utf-8"))
     figures = {r["label"]: r for r in report["scenarios"][0]["rows"]}
-    assert {label: int(rows[label][1].split(" / ")[0]) for label in LABELS} == {
-        label: figures[label]["ok"] for label in LABELS
+    assert {label: int(cells[1].split(" / ")[0]) for label, cells in rows.items()} == {
+        label: figures[label]["ok"] for label in rows
     }
     # Both routes sit behind the bucket: ChatOpenAI used its own, everyone else Websim's.
-    assert set(figures["ChatOpenAI defaults"]["requests_by_route"]) == {"/v1/chat/completions"}
-    assert set(figures["ChatWebsim defaults"]["requests_by_route"]) == {
-        "/api/v1/inference/run_chat_completion"
-    }
-    assert "Unclosed" not in done.stderr and "ResourceWarning" not in done.stderr, done.stderr
+    websim = {"/api/v1/inference/run_chat_completion"}
+    for label, row in figures.items():
+        openai = label == "ChatOpenAI defaults"
+        assert set(row["requests_by_route"]) == ({"/v1/chat/completions"} if openai else websim)
+
+
+def test_quick_s1_prints_a_row_for_every_contender_with_consistent_counts(
+    tmp_path: Path,
+) -> None:
+    out_json = tmp_path / "goodput.json"
+    done = _run_quick("S1", out_json)
+    title = re.search(r"^S1: .*; (\d+) calls, \d+ concurrent; ideal ([\d.]+) s$", done.stdout, re.M)
+    assert title, done.stdout
+    rows = _check_rows(done.stdout, int(title[1]), float(title[2]))
+    _check_report(done.stdout, out_json, "S1", rows)
+
+
+def test_quick_s6_runs_on_ray_tasks(tmp_path: Path) -> None:
+    # ChatWebsim's defaults, which the targets are for, and the oracle they are measured
+    # against: all four contenders would take about a minute (S1 builds each of them).
+    out_json = tmp_path / "goodput.json"
+    done = _run_quick("S6", out_json, "websim", "oracle")
+    title = re.search(
+        r"^S6: 4 Ray tasks share .*; (\d+) calls \(4 Ray tasks x (\d+)\), \d+ concurrent in "
+        r"each; ideal ([\d.]+) s$",
+        done.stdout,
+        re.M,
+    )
+    assert title, done.stdout
+    assert int(title[1]) == 4 * int(title[2])
+    labels = ("ChatWebsim defaults", "ChatWebsim + InMemoryRateLimiter (oracle)")
+    rows = _check_rows(done.stdout, int(title[1]), float(title[3]), labels)
+    _check_report(done.stdout, out_json, "S6", rows)
 
 
 def test_bucket_refills_at_the_scheduled_rate_from_the_first_request(bench: ModuleType) -> None:
@@ -114,10 +156,94 @@ def test_ideal_times_follow_the_rate_schedule(bench: ModuleType) -> None:
     assert short.ideal() == 4.5  # every call fits in the first phase
 
 
-def test_s5_oracles_share_the_one_limit(bench: ModuleType) -> None:
-    jobs = bench.SCENARIOS["S5"].jobs("oracle", "http://127.0.0.1:9")
+@pytest.mark.parametrize("name", ["S5", "S6"])
+def test_fleet_oracles_share_the_one_limit(bench: ModuleType, name: str) -> None:
+    jobs = bench.SCENARIOS[name].jobs("oracle", "http://127.0.0.1:9")
     assert len(jobs) == 4
     assert sum(job.rate for job in jobs) == 10 and sum(job.burst for job in jobs) == 10
+
+
+def test_s6_is_s5_on_ray_tasks(bench: ModuleType) -> None:
+    for table in (bench.SCENARIOS, bench.QUICK):
+        s5, s6 = table["S5"], table["S6"]
+        assert (s5.runner, s6.runner) == ("processes", "ray")
+        assert replace(s6, name="S5", about=s5.about, runner="processes") == s5
+    from _goodput_fleet import RUNNERS
+
+    assert set(RUNNERS) == {s.runner for s in bench.SCENARIOS.values()}
+
+
+def test_summary_counts_answers_errors_and_wrong_answers(bench: ModuleType) -> None:
+    from _goodput_worker import ANSWER, summarize
+
+    results = [
+        AIMessage(ANSWER, response_metadata={"rate_wait": 0.25}),
+        AIMessage(ANSWER),
+        AIMessage("something else"),
+        TimeoutError("slow"),
+    ]
+    assert summarize(results, 1.5) == {
+        "ok": 2,
+        "failed": 2,
+        "errors": {"wrong answer": 1, "TimeoutError": 1},
+        "wall": 1.5,
+        "rate_waits": [0.25],
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"contender": "gpt"}, ValueError, "unknown contender 'gpt'"),
+        ({"calls": 0}, ValueError, "calls must be a whole number >= 1"),
+        ({"calls": 2.5}, TypeError, "calls must be a whole number >= 1"),
+        ({"concurrency": True}, TypeError, "concurrency must be a whole number >= 1"),
+    ],
+)
+def test_a_job_with_a_bad_field_is_refused_where_it_is_made(
+    bench: ModuleType, change: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    from _goodput_worker import Job
+
+    fields: dict[str, Any] = {
+        "contender": "websim",
+        "url": "http://127.0.0.1:9",
+        "calls": 1,
+        "concurrency": 1,
+        "rate": 1.0,
+        "burst": 1.0,
+    }
+    with pytest.raises(error, match=message):
+        Job(**{**fields, **change})
+
+
+@pytest.mark.parametrize("runner", ["processes", "ray"])
+@pytest.mark.parametrize(
+    ("jobs", "timeout", "error", "message"),
+    [
+        ([], 10, TypeError, "jobs must be a non-empty sequence of Job"),
+        ([("websim",)], 10, TypeError, "jobs must be a non-empty sequence of Job"),
+        (None, 0, ValueError, "timeout must be a number of seconds > 0"),
+        (None, "60", TypeError, "timeout must be a number of seconds > 0"),
+        (None, True, TypeError, "timeout must be a number of seconds > 0"),
+    ],
+)
+def test_runners_refuse_a_bad_run_before_starting_anything(
+    bench: ModuleType,
+    runner: str,
+    jobs: Any,
+    timeout: Any,
+    error: type[Exception],
+    message: str,
+) -> None:
+    from _goodput_fleet import RUNNERS
+
+    if jobs is None:
+        jobs = bench.QUICK["S5"].jobs("websim", "http://127.0.0.1:9")
+    with pytest.raises(error, match=message):
+        RUNNERS[runner](jobs, timeout)
+    assert multiprocessing.active_children() == []
+    assert not ray.is_initialized()
 
 
 def test_unknown_names_are_refused_before_anything_runs(
@@ -139,7 +265,7 @@ def test_performance_page_documents_the_goodput_benchmark() -> None:
     page = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
     section = page.split("## Goodput under Websim's rate limit", 1)[1]
     assert "python benchmarks/goodput.py" in section
-    for scenario in ("S1", "S2", "S3", "S4", "S5"):
+    for scenario in ("S1", "S2", "S3", "S4", "S5", "S6"):
         assert re.search(rf"^\*\*{scenario}\*\*: ", section, re.M), scenario
     for label in LABELS:
-        assert section.count(f"| {label} |") >= 5, label  # a row in every scenario's table
+        assert section.count(f"| {label} |") >= 6, label  # a row in every scenario's table

@@ -1,4 +1,5 @@
-"""Models and tools made in a Ray driver work in Ray tasks, and the S6 runner counts right.
+"""Models and tools made in a Ray driver work in Ray tasks, and the goodput benchmark's Ray
+runner (S6) counts right, fails fast and cleans up.
 
 One local Ray cluster (2 CPUs, loopback only, offline) serves the whole module and is shut
 down after it.  Tasks that talk to the emulator reach it over loopback like any client.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -16,7 +19,6 @@ from typing import Any
 import pytest
 import pytest_socket
 import ray
-from langchain_core.messages import AIMessage
 
 from langchain_websim import ChatWebsim
 from langchain_websim.testing import WebsimEmulator
@@ -28,20 +30,22 @@ CPUS = 2
 
 
 @pytest.fixture(scope="module")
-def ray_scenario() -> Iterator[ModuleType]:
-    """``benchmarks/_ray_scenario.py``: the S6 runner and the offline local cluster."""
+def goodput_fleet() -> Iterator[ModuleType]:
+    """``benchmarks/_goodput_fleet.py``, whose ``run_in_ray_tasks`` is the S6 runner."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(BENCHMARKS))
-        yield importlib.import_module("_ray_scenario")
+        yield importlib.import_module("_goodput_fleet")
 
 
 @pytest.fixture(scope="module")
-def ray_cluster(ray_scenario: ModuleType) -> Iterator[None]:
+def ray_cluster(goodput_fleet: ModuleType) -> Iterator[None]:
+    import _ray_scenario  # on the path goodput_fleet set up
+
     # The driver's own sockets are held to loopback while the cluster starts and stops;
     # Ray's processes are kept there by the environment local_ray() sets.
     pytest_socket.socket_allow_hosts(LOOPBACK, allow_unix_socket=True)
     try:
-        with ray_scenario.local_ray(num_cpus=CPUS):
+        with _ray_scenario.local_ray(num_cpus=CPUS):
             yield
     finally:
         pytest_socket.enable_socket()
@@ -90,72 +94,84 @@ def test_every_setting_of_a_model_and_a_tool_arrives_in_a_ray_task(tmp_path: Pat
     llm._websim_client().close()
 
 
+def _jobs(url: str, workers: int = 2, calls: int = 3) -> list[Any]:
+    from _goodput_worker import Job
+
+    return [Job("websim", url, calls, calls, rate=10.0, burst=10.0)] * workers
+
+
 @pytest.mark.usefixtures("ray_cluster")
 def test_s6_runner_counts_answers_and_failures_per_task(
-    ray_scenario: ModuleType, emulator: WebsimEmulator
+    goodput_fleet: ModuleType, emulator: WebsimEmulator
 ) -> None:
+    from _goodput_worker import ANSWER
+
     emulator.enqueue("chat", status=422, json={"error": "no"})  # one call fails for good
-    result = ray_scenario.run_s6_ray(
-        emulator.base_url,
-        {"max_retries": 0},
-        workers=2,
-        calls=3,
-        concurrency=3,
-        prompt="ping",
-        expected="Echo: ping",
-        timeout=fleet.TIMEOUT,
-    )
-    assert (result["ok"], result["failed"]) == (5, 1)
-    assert result["errors"] == {"WebsimAPIError": 1}
-    summaries = result["summaries"]
-    assert sorted(s["ok"] + s["failed"] for s in summaries) == [3, 3]
-    assert result["wall"] == max(s["wall"] for s in summaries) > 0
+    emulator.enqueue("chat", json={"content": ANSWER}, times=None)
+    result = goodput_fleet.run_in_ray_tasks(_jobs(emulator.base_url), fleet.TIMEOUT)
+    summaries = result.summaries
+    assert sorted((s["ok"], s["failed"]) for s in summaries) == [(2, 1), (3, 0)]
+    assert [s["errors"] for s in summaries if s["failed"]] == [{"WebsimAPIError": 1}]
+    # The fleet's wall time runs from go, before any task's first call, to the last answer.
+    assert result.wall >= max(s["wall"] for s in summaries) > 0
     assert len(emulator.requests_for("chat")) == 6
 
 
 @pytest.mark.usefixtures("ray_cluster")
-def test_s6_runner_stops_tasks_that_outlive_its_timeout(
-    ray_scenario: ModuleType, emulator: WebsimEmulator
+def test_s6_runner_reports_a_task_that_fails_before_go_without_waiting(
+    goodput_fleet: ModuleType, emulator: WebsimEmulator
 ) -> None:
+    from _goodput_worker import ANSWER
+
+    # ChatWebsim refuses the URL when the task builds it: the other task waits at the gate.
+    good, bad = _jobs(emulator.base_url)[0], _jobs("ftp://127.0.0.1:9")[0]
+    with pytest.raises(ray.exceptions.RayTaskError, match="base_url must be an absolute"):
+        goodput_fleet.run_in_ray_tasks([good, bad], fleet.TIMEOUT)
+    assert emulator.requests_for("chat") == []
+    # The waiting task was cancelled and gave its CPU back: the cluster is fit for work.
+    emulator.enqueue("chat", json={"content": ANSWER}, times=None)
+    result = goodput_fleet.run_in_ray_tasks(_jobs(emulator.base_url, calls=1), fleet.TIMEOUT)
+    assert [s["ok"] for s in result.summaries] == [1, 1]
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_s6_runner_stops_tasks_that_outlive_its_timeout(
+    goodput_fleet: ModuleType, emulator: WebsimEmulator
+) -> None:
+    from _goodput_worker import ANSWER
+
     emulator.enqueue("chat", delay=60, times=None)
-    with pytest.raises(TimeoutError, match="2 Ray tasks did not finish within 3 s"):
-        ray_scenario.run_s6_ray(emulator.base_url, {}, workers=2, calls=1, timeout=3)
+    with pytest.raises(goodput_fleet.FleetTimeout, match="2 Ray task\\(s\\) not done"):
+        goodput_fleet.run_in_ray_tasks(_jobs(emulator.base_url, calls=1), 3)
     # The cluster is still fit for work: the cancelled tasks gave their CPUs back.
     emulator.clear()
-    result = ray_scenario.run_s6_ray(emulator.base_url, {}, workers=2, calls=1, timeout=60)
-    assert (result["ok"], result["failed"]) == (2, 0)
+    emulator.enqueue("chat", json={"content": ANSWER}, times=None)
+    result = goodput_fleet.run_in_ray_tasks(_jobs(emulator.base_url, calls=1), fleet.TIMEOUT)
+    assert [(s["ok"], s["failed"]) for s in result.summaries] == [(1, 0), (1, 0)]
 
 
-def test_s6_summary_counts_errors_and_wrong_answers(ray_scenario: ModuleType) -> None:
-    results = [
-        AIMessage("Echo: ping", response_metadata={"rate_wait": 0.25}),
-        AIMessage("something else"),
-        TimeoutError("slow"),
-    ]
-    summary = ray_scenario.summarize(results, "Echo: ping")
-    assert summary == {
-        "ok": 1,
-        "failed": 2,
-        "errors": {"wrong answer": 1, "TimeoutError": 1},
-        "rate_waits": [0.25],
-    }
-    assert ray_scenario.summarize(results[:2], None)["ok"] == 2
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
-    [
-        ({"workers": 0}, ValueError, "workers must be a whole number >= 1"),
-        ({"calls": 2.5}, TypeError, "calls must be a whole number >= 1"),
-        ({"concurrency": True}, TypeError, "concurrency must be a whole number >= 1"),
-        ({"timeout": 0}, ValueError, "timeout must be a number of seconds > 0"),
-        ({"timeout": "60"}, TypeError, "timeout must be a number of seconds > 0"),
-        ({"contender_kwargs": None}, TypeError, "contender_kwargs must be a mapping"),
-    ],
-)
-def test_s6_runner_refuses_bad_arguments_before_starting_anything(
-    ray_scenario: ModuleType, kwargs: dict[str, Any], error: type[Exception], message: str
-) -> None:
-    arguments: dict[str, Any] = {"base_url": "http://127.0.0.1:9", "contender_kwargs": {}}
-    with pytest.raises(error, match=message):
-        ray_scenario.run_s6_ray(**{**arguments, **kwargs})
+def test_one_process_can_start_one_local_cluster_after_another(tmp_path: Path) -> None:
+    # In a fresh interpreter: the module's cluster above must not be the one reused.
+    script = tmp_path / "two_clusters.py"
+    script.write_text(
+        "import ray, _ray_scenario\n"
+        "for n in range(2):\n"
+        "    with _ray_scenario.local_ray(num_cpus=1):\n"
+        "        print(ray.get(ray.remote(lambda: 'task ran').remote()), flush=True)\n"
+        "    assert not ray.is_initialized()\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "RAY_"))}
+    env["PYTHONPATH"] = os.pathsep.join((str(BENCHMARKS), str(BENCHMARKS.parent)))
+    done = subprocess.run(
+        [sys.executable, "-W", "error::ResourceWarning", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=fleet.TIMEOUT,
+        check=False,
+        env=env,
+        cwd=tmp_path,
+    )
+    # The second cluster used to fail to start: the driver kept the first one's token.
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["task ran", "task ran"]
