@@ -11,6 +11,7 @@ import aiohttp
 import aioresponses.core
 import pytest
 import pytest_socket
+from aioresponses import aioresponses as MockedHTTP
 
 
 @pytest.fixture(autouse=True)
@@ -32,3 +33,10 @@ class _SentResponse(aiohttp.ClientResponse):
 @pytest.fixture(autouse=True)
 def _aioresponses_on_aiohttp_3_14(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aioresponses.core, "ClientResponse", _SentResponse)
+
+
+@pytest.fixture
+def http() -> Iterator[MockedHTTP]:
+    """Mocked HTTP for one test; a test module may override it with answers set up."""
+    with MockedHTTP() as mocked:
+        yield mocked

@@ -8,7 +8,7 @@ become ``tool_calls``/``invalid_tool_calls`` on invoke and on the stream, and th
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -61,12 +61,6 @@ SEARCH = {
     "properties": {"query": {"type": "string"}},
     "required": ["query"],
 }
-
-
-@pytest.fixture
-def http() -> Iterator[aioresponses]:
-    with aioresponses() as mocked:
-        yield mocked
 
 
 @pytest.fixture

@@ -40,12 +40,6 @@ MESSAGES = [
 
 
 @pytest.fixture
-def http() -> Iterator[aioresponses]:
-    with aioresponses() as mocked:
-        yield mocked
-
-
-@pytest.fixture
 async def make_client() -> AsyncIterator[Callable[..., WebsimClient]]:
     clients: list[WebsimClient] = []
 

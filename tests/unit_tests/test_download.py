@@ -29,12 +29,6 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 @pytest.fixture
-def http() -> Iterator[aioresponses]:
-    with aioresponses() as mocked:
-        yield mocked
-
-
-@pytest.fixture
 def client() -> Iterator[WebsimClient]:
     # Extra headers are for the API host; a download must not carry them elsewhere.
     with WebsimClient("http://websim.test", headers={"x-api-secret": "s3cret"}) as made:

@@ -30,12 +30,6 @@ PROJECT = "abcdefg_0123456789ab"
 
 
 @pytest.fixture
-def http() -> Iterator[aioresponses]:
-    with aioresponses() as mocked:
-        yield mocked
-
-
-@pytest.fixture
 def client() -> Iterator[WebsimClient]:
     with WebsimClient(BASE, max_retries=0) as made:
         yield made

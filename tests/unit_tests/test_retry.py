@@ -10,7 +10,7 @@ import asyncio
 import email.utils
 import errno
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -41,12 +41,6 @@ OK_CHAT: dict[str, Any] = {"payload": {"content": "fine"}}
 PROMPT = "SECRET-PROMPT-TEXT-4711"
 MESSAGES = [{"role": "user", "content": PROMPT}]
 CHALLENGE = "<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>"
-
-
-@pytest.fixture
-def http() -> Iterator[aioresponses]:
-    with aioresponses() as mocked:
-        yield mocked
 
 
 @pytest.fixture

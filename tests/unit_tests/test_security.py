@@ -46,12 +46,6 @@ CDN = "https://cdn.websim.test/a.png"
 
 
 @pytest.fixture
-def http() -> Iterator[aioresponses]:
-    with aioresponses() as mocked:
-        yield mocked
-
-
-@pytest.fixture
 def made() -> Iterator[Callable[[Any], Any]]:
     """Registers clients, models and tools; closes whatever they opened."""
     objects: list[Any] = []

@@ -4,7 +4,7 @@ noisy replies are parsed, validated and reported."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import pytest
@@ -51,12 +51,6 @@ JOKE = {
     "punchline": "To keep an eye on the mouse.",
 }
 NOISY = "Sure! Here it is:\n```json\n" + json.dumps(JOKE) + "\n```\nHope you like it."
-
-
-@pytest.fixture
-def http() -> Iterator[aioresponses]:
-    with aioresponses() as mocked:
-        yield mocked
 
 
 @pytest.fixture

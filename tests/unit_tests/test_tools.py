@@ -66,12 +66,6 @@ def make_tool() -> Iterator[ToolFactory]:
                 client.close()
 
 
-@pytest.fixture
-def http() -> Iterator[aioresponses]:
-    with aioresponses() as mocked:
-        yield mocked
-
-
 def sent_bodies(mocked: aioresponses) -> list[dict[str, Any]]:
     calls = mocked.requests.get(("POST", URL(IMAGE_URL)), [])
     return [json.loads(call.kwargs["data"]) for call in calls]
