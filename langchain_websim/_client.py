@@ -25,6 +25,7 @@ from langchain_websim._rate import EndpointRateState, RateController
 from langchain_websim._requests import ChatRequest, ImageOptions, ImageRequest
 from langchain_websim._responses import WebsimChatResponse, WebsimImageResponse
 from langchain_websim._retry import (
+    Outcome,
     RetryPolicy,
     _parse_retry_after_header,
     _retry_delay,
@@ -35,7 +36,6 @@ from langchain_websim._settings import WebsimSettings, load_ca_bundle
 from langchain_websim._transport import redact_url
 from langchain_websim.errors import (
     WebsimBlockedError,
-    WebsimError,
     WebsimResponseError,
 )
 
@@ -87,7 +87,11 @@ class WebsimClient:
         }
         self._urls = {name: settings.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
         # One controller for every model and tool on this client, across loops and threads.
-        self._rate = RateController() if settings.adaptive_rate else None
+        self._rate = (
+            RateController(max_pause=settings.rate_limit_deadline)
+            if settings.adaptive_rate
+            else None
+        )
         self._queues = SlotQueues()
         self._sessions = LoopSessions(self._new_session)
         self._background = BackgroundLoop()
@@ -176,13 +180,14 @@ class WebsimClient:
         """Send a request built (and validated) beforehand; used by the model and the tool."""
         project_id = cast(str, request.project_id)  # drawn or checked on construction
         if isinstance(request, ChatRequest):
-            text, call = await self._send(
-                request.endpoint, request.body(), _wire.parse_chat_response
+            chat = await self._send(request.endpoint, request.body(), _wire.parse_chat_response)
+            text = chat[0]
+            timing = chat[1].timing()
+            return WebsimChatResponse(
+                text, project_id, timing.attempts, timing.elapsed, timing.rate_wait
             )
-            return WebsimChatResponse(text, project_id, call.attempts, call.elapsed, call.waited)
-        url, call = await self._send(request.endpoint, request.body(), _wire.parse_image_response)
-        timing = (call.attempts, call.elapsed, call.waited)
-        return WebsimImageResponse.for_request(request, url, timing, self)
+        image = await self._send(request.endpoint, request.body(), _wire.parse_image_response)
+        return WebsimImageResponse.for_request(request, image[0], image[1].timing(), self)
 
     def chat(
         self,
@@ -298,62 +303,104 @@ class WebsimClient:
     async def _send(
         self, endpoint: _wire.Endpoint, body: bytes, parse: Callable[[int, str, str, bytes], T]
     ) -> tuple[T, Call]:
-        """POST ``body`` with retries and rate control; return the parsed answer and the call."""
+        """POST ``body`` with retries and rate control; return the parsed answer and the call.
+
+        Each turn: wait for a send slot (when paced), one attempt -> an ``Outcome``; then a
+        success is parsed, a 429 the service shapes waits for the next slot without spending
+        a retry, and any other failure is retried after a backoff or raised.
+        """
         if self._closed:
             raise RuntimeError("this WebsimClient is closed; create a new one")
         session = await self._sessions.get()
-        url, headers = self._urls[endpoint.name], self._request_headers[endpoint.name]
-        rate, deadline = self._rate, self.settings.rate_limit_deadline  # rate None: no pacing
-        call, paced = Call(endpoint, url, time.perf_counter(), rate), rate is not None
+        call = Call(endpoint, self._urls[endpoint.name], time.perf_counter(), self._rate)
         while True:
-            if paced:
-                await await_slot(call, self._queues, deadline, self.retry.max_delay)
-            call.attempts += 1
-            retry_after: float | None = None
-            try:
-                answer = await _transport.post(session, endpoint, url, headers, body, self.proxy)
-            except WebsimResponseError as exc:  # body over the cap
-                exc.attempts = call.attempts
-                raise
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                failure = _transport.connection_error(
-                    endpoint, url, exc, call.attempts, timeout=self.timeout, proxy=self.proxy
+            if call.rate is not None and call.paced:
+                await await_slot(
+                    call, self._queues, self.settings.rate_limit_deadline, self.retry.max_delay
                 )
-                error: WebsimError = failure
-                retryable, reason = _should_retry_exception(exc), failure.problem
-            else:
-                status, content_type, resp_headers, raw = answer
-                if 200 <= status < 300:
-                    if rate is not None:
-                        rate.on_success(endpoint.name)
-                    try:
-                        return parse(status, url, content_type, raw), call
-                    except WebsimResponseError as exc:
-                        exc.attempts = call.attempts
-                        raise
-                retry_after = _parse_retry_after_header(resp_headers)
-                error = _transport.status_error(endpoint, url, answer, call.attempts, retry_after)
-                blocked = isinstance(error, WebsimBlockedError)
-                retryable, reason = _should_retry_status(status, blocked=blocked), f"HTTP {status}"
-                if status == 429 and rate is not None and is_shaping(rate, endpoint, retry_after):
-                    # The service still takes some of our requests: this one waits its turn
-                    # instead of spending a retry.
-                    call.shaped += 1
-                    paced = True
-                    continue
-            delay = _retry_delay(self.retry, call.counted, retry_after, retryable=retryable)
-            if delay is None:
-                raise error
-            logger.warning(
-                "Websim %s: %s; retrying in %.2f s (attempt %d of %d)",
-                endpoint.name,
-                reason,
-                delay,
-                call.counted + 1,
-                self.retry.max_attempts,
+            outcome = await self._attempt(session, call, body)
+            if outcome.ok:
+                return self._on_success(call, outcome, parse), call
+            if self._on_rate_limited(call, outcome):
+                continue
+            await self._on_failure(call, outcome)
+
+    async def _attempt(self, session: aiohttp.ClientSession, call: Call, body: bytes) -> Outcome:
+        """Send the request once; what came back, or why nothing usable did."""
+        endpoint = call.endpoint
+        url = call.url
+        call.attempts += 1
+        headers = self._request_headers[endpoint.name]
+        try:
+            answer = await _transport.post(session, endpoint, url, headers, body, self.proxy)
+        except WebsimResponseError as exc:  # body over the cap
+            exc.attempts = call.attempts
+            raise
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            failure = _transport.connection_error(
+                endpoint, url, exc, call.attempts, timeout=self.timeout, proxy=self.proxy
             )
-            paced = False  # a counted retry waits its backoff, exactly as without control
-            await asyncio.sleep(delay)
+            return Outcome(
+                error=failure, retryable=_should_retry_exception(exc), reason=failure.problem
+            )
+        status = answer[0]
+        if 200 <= status < 300:
+            return Outcome(status=status, content_type=answer[1], body=answer[3])
+        retry_after = _parse_retry_after_header(answer[2])
+        error = _transport.status_error(endpoint, url, answer, call.attempts, retry_after)
+        blocked = isinstance(error, WebsimBlockedError)
+        return Outcome(
+            status=status,
+            error=error,
+            retryable=_should_retry_status(status, blocked=blocked),
+            reason=f"HTTP {status}",
+            retry_after=retry_after,
+        )
+
+    def _on_success(
+        self, call: Call, outcome: Outcome, parse: Callable[[int, str, str, bytes], T]
+    ) -> T:
+        """Tell the rate control, then parse; an unusable 2xx says how many attempts it took."""
+        if call.rate is not None:
+            call.rate.on_success(call.endpoint.name)
+        assert outcome.status is not None
+        try:
+            return parse(outcome.status, call.url, outcome.content_type, outcome.body)
+        except WebsimResponseError as exc:
+            exc.attempts = call.attempts
+            raise
+
+    def _on_rate_limited(self, call: Call, outcome: Outcome) -> bool:
+        """A 429 under rate control: True when the service is shaping ("slow down"), so the
+        request waits for its next slot instead of spending a retry."""
+        if not outcome.rate_limited or call.rate is None:
+            return False
+        if not is_shaping(call.rate, call.endpoint, outcome.retry_after):
+            return False
+        call.shaped += 1
+        call.paced = True
+        return True
+
+    async def _on_failure(self, call: Call, outcome: Outcome) -> None:
+        """Back off before the next attempt, or raise when the policy says to give up."""
+        delay = _retry_delay(
+            self.retry, call.counted, outcome.retry_after, retryable=outcome.retryable
+        )
+        assert outcome.error is not None
+        if delay is None:
+            raise outcome.error
+        # INFO, as openai-python does: the final failure is raised anyway, and an app that
+        # configured no logging should not print a line per retry.
+        logger.info(
+            "Websim %s: %s; retrying in %.2f s (attempt %d of %d)",
+            call.endpoint.name,
+            outcome.reason,
+            delay,
+            call.counted + 1,
+            self.retry.max_attempts,
+        )
+        call.paced = False  # a counted retry waits its backoff, exactly as without control
+        await asyncio.sleep(delay)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -2,18 +2,23 @@
 send slot (which is not an attempt), and the errors that end a wait.
 
 ``WebsimClient._send`` asks ``await_slot`` before each paced send and ``is_shaping`` after a
-429; the controller's arithmetic is in ``_rate``.
+429; the controller's arithmetic is in ``_rate``.  The errors that end a wait say whether
+the call was sent at all, and why it waits: a ``Retry-After`` pause is quoted with when it
+was asked for and until when it holds (on the wall clock), because it may come from an
+earlier call's answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import time
 import weakref
 from dataclasses import dataclass
 
 from langchain_websim import _wire
-from langchain_websim._rate import RateController
+from langchain_websim._rate import Pause, RateController
+from langchain_websim._responses import CallTiming
 from langchain_websim.errors import WebsimError, WebsimRateLimitError
 
 __all__ = ["Call", "SlotQueues", "await_slot", "is_shaping", "rate_limited"]
@@ -30,6 +35,7 @@ class Call:
     attempts: int = 0  # requests sent
     shaped: int = 0  # 429s met while the service was shaping: waits, not retries
     waited: float = 0.0  # seconds spent waiting for the rate controller
+    paced: bool = True  # whether the next send waits for a slot (False: backoff did)
 
     @property
     def counted(self) -> int:
@@ -39,6 +45,9 @@ class Call:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    def timing(self) -> CallTiming:
+        return CallTiming(attempts=self.attempts, elapsed=self.elapsed, rate_wait=self.waited)
 
 
 def is_shaping(rate: RateController, endpoint: _wire.Endpoint, retry_after: float | None) -> bool:
@@ -95,7 +104,7 @@ async def await_slot(
         async with asyncio.timeout(max(0.0, deadline - started)):
             await queue.acquire()
     except TimeoutError:
-        raise _past_deadline(call, deadline_after) from None
+        raise _past_deadline(call, deadline_after, rate) from None
     try:
         await _poll(call, rate, deadline, deadline_after, max_pause)
     finally:
@@ -111,25 +120,50 @@ async def _poll(
     """The head of the queue: ask for a slot, sleep as long as the controller says, again."""
     name = call.endpoint.name
     while True:
-        pause = rate.pause_remaining(name)
-        if pause > max_pause:
-            raise rate_limited(
-                call,
-                f"the service asked to wait {pause:g} s (Retry-After), longer than "
-                f"retry_max_delay ({max_pause:g} s)",
-                retry_after=pause,
-            )
+        pause = rate.pause(name)
+        if pause is not None and pause.until - rate.now() > max_pause:
+            raise paused_too_long(call, rate, pause, max_pause)
         wait = rate.try_acquire(name)
         if wait <= 0.0:
             return
         if time.perf_counter() + wait > deadline:
-            raise _past_deadline(call, deadline_after)
+            raise _past_deadline(call, deadline_after, rate)
         await asyncio.sleep(wait)
 
 
-def _past_deadline(call: Call, deadline_after: float) -> WebsimError:
+def paused_too_long(
+    call: Call, rate: RateController, pause: Pause, max_pause: float
+) -> WebsimError:
+    """A pause longer than ``retry_max_delay``: fail now and say whose answer asked for it."""
+    left = pause.until - rate.now()
+    sent = "not sent" if call.attempts == 0 else f"sent {call.attempts} time(s), not again"
+    return rate_limited(
+        call,
+        f"{sent}: an answer on this endpoint at {_wall(rate, pause.asked_at)} asked to wait "
+        f"{pause.asked:g} s (Retry-After); requests to it are paused until "
+        f"{_wall(rate, pause.until)} ({left:.3f} s from now; a pause is kept for at most "
+        f"rate_limit_deadline, {rate.max_pause:g} s), longer than retry_max_delay "
+        f"({max_pause:g} s)",
+        retry_after=left,
+    )
+
+
+def _wall(rate: RateController, at: float) -> str:
+    """A time on the controller's clock as UTC wall-clock time, to the millisecond."""
+    moment = time.time() + (at - rate.now())
+    stamp = datetime.datetime.fromtimestamp(moment, tz=datetime.UTC)
+    return stamp.strftime("%H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _past_deadline(
+    call: Call, deadline_after: float, rate: RateController | None = None
+) -> WebsimError:
+    # During a pause, what is left of it is still the service's word on when to come back.
+    pause = None if rate is None else rate.pause(call.endpoint.name)
+    left = None if pause is None or rate is None else max(0.0, pause.until - rate.now())
     return rate_limited(
         call,
         f"no send slot within rate_limit_deadline ({deadline_after:g} s after the call "
         f"started; {call.elapsed:.1f} s have passed) while the service limits our rate",
+        retry_after=left,
     )

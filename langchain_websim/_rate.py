@@ -2,42 +2,36 @@
 
 Websim answers ``429 Rate limit exceeded`` (sometimes with ``Retry-After``) when called too
 fast, and its limit differs per endpoint and over time.  One :class:`RateController` per
-client learns a send rate for each endpoint from the answers it sees and spaces sends about
-``1 / rate`` apart, so a batch of concurrent calls runs at the service's pace instead of
-bouncing off it.
+client learns, for each endpoint, how fast the service accepts requests, and spaces sends
+to match once it has to, so a batch of concurrent calls runs at the service's pace instead
+of bouncing off it.
 
-The controller is pure and synchronous (no sleeping, no I/O): callers ask it for a send slot,
-sleep themselves, send, and report the outcome.  One lock guards all state, so a single
-controller can be shared by every event loop and thread of a client.
+The controller is pure and synchronous (no sleeping, no I/O): callers ask it for a send slot
+(:meth:`RateController.try_acquire`), sleep themselves, send, and report the outcome.  One
+lock guards all state, so one controller can serve every event loop and thread of a client.
 
-How the rate moves, per endpoint:
+Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
 
-* slow start: nothing is known at first, so the pace starts modest (:data:`INITIAL_RATE`,
-  :data:`INITIAL_BURST` slots at once, so one call never waits) and doubles every
-  :data:`SLOW_START_DOUBLING` seconds, clocked by successes, while callers are queued;
-* a 429 drops the rate to what the service actually accepted recently (successes per second
-  over a short window) and at least by ``1 - CUT_KEEP``, not a blind halving; further 429s
-  are ignored for a hold-off so one overshoot cuts once.  With nobody queued (a lone call,
-  a call after idling) the answers measure our demand, not the limit, so the rate drops
-  just under what was actually sent instead;
-* afterwards, while callers are queued, the rate probes upward: slowly right after a cut
-  (:data:`PROBE_GAIN` per second), faster the longer no 429 comes (:data:`PROBE_ACCEL`), so a
-  limit that rose, or capacity another client stopped using, is found again; a rate cut far
-  below its recent peak climbs back quickly (:data:`RECOVER_GAIN`);
-* ``Retry-After`` pauses every slot on that endpoint until it passes.
+* **slow start** (a fresh endpoint): ``initial_window`` requests go at once and the send
+  budget doubles every ``window_doubling`` seconds, and grows with every success, until a
+  429 comes.  A rate limiter answers in milliseconds, long before a model does, so the
+  first refusal is cheap, early information; a service that never limits us is never
+  paced for longer than the ramp (a fraction of a second);
+* **unpaced**: the budget passed ``unpaced_window`` with no 429: no pacing at all (no lock,
+  no bucket) until a 429 comes;
+* **paced**: a 429 cut the rate to what the service accepted recently (at least by
+  ``1 - cut_keep``; one overshoot cuts once); while callers are queued the rate probes
+  upward, faster the longer no 429 comes, and a rate crushed far below its recent peak
+  climbs back quickly.  Each cut is judged once ``judge_answers`` answers have come: if
+  the share of 429s did not fall, twice in a row, the 429s are noise that does not depend
+  on our pace (a limit shared with others, upstream trouble): the rate goes back to where
+  the cutting began, and later 429s cut only when their share rises clearly above the
+  noise's;
+* **paused**: a ``Retry-After`` holds every request to the endpoint until it passes (for
+  at most ``max_pause`` seconds, the client's ``rate_limit_deadline``).
 
-Every cut is logged at INFO on the ``langchain_websim`` logger (endpoint, old -> new rate,
-why); gradual ramps are logged each time they have moved the rate by 25 %.
-
-Two ways to wait for a slot:
-
-* :meth:`RateController.try_acquire` (use this for concurrent callers): ``0.0`` means a slot
-  was taken, send now; a positive value means nothing was taken, sleep that long and ask
-  again.  Every queued caller follows a rate change at once.
-* :meth:`RateController.reserve`: takes the next slot, possibly in the future, and returns
-  how long to sleep before sending.  Simple, but a slot handed out cannot move, so a burst of
-  concurrent callers commits to a schedule before the service has answered once; several
-  clients sharing one limit overshoot it badly that way (see the simulation tests).
+The first cut of a limiting episode is logged at WARNING (endpoint, the pace now, that
+calls wait rather than fail); every other change at INFO.
 """
 
 from __future__ import annotations
@@ -50,35 +44,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from langchain_websim._rate_tuning import DEFAULT_TUNING, Phase, RateTuning
+
 logger = logging.getLogger("langchain_websim")
 
-__all__ = ["EndpointRateState", "RateController"]
+__all__ = ["EndpointRateState", "Pause", "Phase", "RateController", "RateTuning"]
 
-# Tuned with the discrete-event simulation in tests/unit_tests/_rate_sim.py.
-MIN_RATE = 0.2  # requests/s; a limited endpoint is never paced slower than this
-MAX_RATE = 1000.0  # requests/s; finer pacing than an event loop can sleep is pointless:
-# a slow start that reaches it without a 429 stops pacing until the first 429 comes
-INITIAL_RATE = 6.0  # requests/s before anything is learned
-INITIAL_BURST = 2.0  # slots a fresh endpoint grants at once (a single call never waits)
-BURST = 2.0  # slots that may go back to back later (absorbs a waker's lateness)
-SLOW_START_DOUBLING = 0.25  # seconds per doubling of the rate before the first 429
-GROWTH_SLOTS = 2.0  # one success credits at most this many slots of growth time
-PROBE_GAIN = 0.02  # relative rate increase per second right after a cut ...
-PROBE_ACCEL = 3.0  # ... times e for every this many seconds without a cut ...
-PROBE_MAX_GAIN = 0.5  # ... up to this relative increase per second
-RECOVER_SHARE = 0.5  # below this share of the recent peak rate ...
-RECOVER_QUIET = 2.0  # ... and this many seconds after a cut ...
-RECOVER_GAIN = 0.7  # ... the rate grows at least this much per second
-PEAK_DECAY = 20.0  # seconds over which the recent peak rate fades by a factor e
-CUT_KEEP = 0.9  # a cut keeps at most this share of the rate
-CUT_WINDOW = 0.5  # seconds of successes a cut measures the accepted rate over ...
-CUT_WINDOW_SLOTS = 5.0  # ... or this many slots at the current rate, if longer
-HOLD_OFF = 0.25  # seconds after a cut during which 429s do not cut again ...
-HOLD_OFF_SLOTS = 2.0  # ... or this many slots at the new rate, if longer
-ACCEPT_WINDOW = 10.0  # seconds after a success during which a 429 means "slow down" ...
-ACCEPT_WINDOW_SLOTS = 4.0  # ... or this many slots at the current rate, if longer
-DEMAND_SLOTS = 2.0  # a caller kept waiting within this many slots means "queued"
-_MILESTONE = math.log(1.25)  # gradual ramps are logged each time they move 25 %
 _EPS = 1e-9  # float slack for a waker that arrives exactly at its slot
 
 
@@ -88,95 +59,199 @@ class EndpointRateState:
 
     Attributes:
         rate: requests per second currently allowed; ``None`` while nothing has been learned
-            (no 429 seen yet; the controller is still ramping up its own pace).
+            (no 429 seen yet, or the 429s seen were noise that slowing down does not help).
         rate_limited: 429 answers seen on this endpoint.
         waited: total seconds requests reported waiting for the controller.
         paused_until: clock time until which a ``Retry-After`` pause holds, else ``None``.
+        phase: slow start, unpaced, paced or paused.
+        noise: the share of requests refused whatever our pace, once that has been noticed.
     """
 
     rate: float | None
     rate_limited: int
     waited: float
     paused_until: float | None
+    phase: Phase = Phase.SLOW_START
+    noise: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A ``Retry-After`` pause, on the controller's clock."""
+
+    asked_at: float
+    """When the answer that asked for it came."""
+    asked: float
+    """Seconds the service asked for."""
+    until: float
+    """When it ends: ``asked_at + min(asked, max_pause)``."""
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """Paced sending: a token bucket refilled at ``rate``."""
+
+    rate: float
+    tokens: float  # slots available at ``updated``
+    updated: float
+
+    def refill(self, now: float, burst: float) -> None:
+        if now > self.updated:
+            self.tokens = min(burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+
+    def wait(self, now: float, burst: float) -> float:
+        """Seconds until a slot is free (0.0: now); tokens keep accruing meanwhile."""
+        self.refill(now, burst)
+        if self.tokens >= 1.0 - _EPS:
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+@dataclass(slots=True)
+class _SlowStart:
+    """Before the first 429: the budget of sends, growing in time and with successes."""
+
+    started: float = math.nan  # the first send
+    sent: int = 0
+    successes: int = 0
+
+    def wait(self, now: float, tune: RateTuning) -> float:
+        """Seconds until the budget has room for one more send (0.0: now)."""
+        if math.isnan(self.started):
+            self.started = now
+        needed = self.sent + 1 - tune.success_credit * self.successes
+        if needed <= tune.initial_window:
+            return 0.0
+        at = self.started + tune.window_doubling * math.log2(needed / tune.initial_window)
+        return max(0.0, at - now)
+
+    def budget(self, now: float, tune: RateTuning) -> float:
+        grown: float = 2.0 ** min(64.0, (now - self.started) / tune.window_doubling)
+        return tune.initial_window * grown + tune.success_credit * self.successes
+
+
+@dataclass(slots=True)
+class _Window:
+    """A run of consecutive answers: how fast they came, and the share of 429s among them."""
+
+    opened: float
+    closed: float = math.nan
+    answered: int = 0
+    refused: int = 0
+
+    def add(self, now: float, *, refused: bool) -> None:
+        self.answered += 1
+        self.refused += refused
+        self.closed = now
+
+    @property
+    def pace(self) -> float:
+        """Answers per second: while callers queue, the pace we sent at."""
+        return self.answered / max(self.closed - self.opened, _EPS)
+
+    @property
+    def share(self) -> float:
+        return self.refused / self.answered
+
+
+@dataclass(slots=True)
+class _Answers:
+    """What the service answered lately: times of successes and 429s, and running counts."""
+
+    successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    refusals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=256))  # True: a 429
+    answered: int = 0
+    refused: int = 0
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+
+    def add(self, now: float, *, refused: bool) -> None:
+        (self.refusals if refused else self.successes).append(now)
+        self.recent.append(refused)
+        self.times.append(now)
+        self.answered += 1
+        self.refused += refused
+
+    def last(self, count: int) -> _Window | None:
+        """The last ``count`` answers as a window, or None with fewer than two."""
+        times = list(self.times)[-count:]
+        if len(times) < 2:
+            return None
+        tail = list(self.recent)[-len(times) :]
+        return _Window(times[0], times[-1], len(tail), sum(tail))
+
+    def share(self, last: int) -> float:
+        """The share of 429s among the last ``last`` answers (0.0 with none)."""
+        tail = list(self.recent)[-last:]
+        return sum(tail) / len(tail) if tail else 0.0
+
+    def rates(self, now: float, window: float, span: float) -> tuple[float, float]:
+        """Per second over ``window`` (counted over ``span``): (accepted, all answers)."""
+        accepted = sum(1 for t in self.successes if t > now - window)
+        refused = sum(1 for t in self.refusals if t > now - window)
+        return accepted / span, (accepted + refused) / span
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """The last cut: when, and until when 429s belong to the same overshoot."""
+
+    at: float
+    hold_until: float
+
+
+@dataclass(slots=True)
+class _Series:
+    """Cuts in a row, judged as one: the answers just before the first, and those after its
+    hold-off (whatever cuts followed).  Slowing down must lower the share of 429s."""
+
+    rate_before: float
+    hold_until: float
+    before: _Window | None
+    after: _Window | None = None
+
+    def add(self, now: float, *, refused: bool) -> None:
+        if now < self.hold_until:
+            return  # answers to requests sent before the cut, mostly
+        if self.after is None:
+            self.after = _Window(opened=now)
+        self.after.add(now, refused=refused)
 
 
 @dataclass(slots=True)
 class _Endpoint:
-    """Pacing state of one endpoint: a token bucket refilled at ``rate``."""
+    """Everything the controller knows about one endpoint."""
 
-    rate: float
-    tokens: float  # slots available at ``updated``; negative = slots promised ahead
-    updated: float
     created: float
-    learned: bool = False
-    unpaced: bool = False  # slow start reached MAX_RATE with no 429: no pacing at all
-    paused_until: float = -math.inf
-    hold_until: float = -math.inf
-    cut_at: float = -math.inf
-    grown_at: float = -math.inf
+    phase: Phase = Phase.SLOW_START  # never PAUSED: a pause is kept apart, in ``pause``
+    slow_start: _SlowStart = field(default_factory=_SlowStart)
+    bucket: _Bucket | None = None  # while paced
+    answers: _Answers = field(default_factory=_Answers)
+    cut: _Cut | None = None
+    series: _Series | None = None  # the cuts being judged
+    pause: Pause | None = None
+    noise: float | None = None  # the share of 429s that comes whatever our pace
+    relearning: bool = False  # the rate is a guess: double it while queued until a 429
     demand_at: float = -math.inf  # last time a caller had to wait for a slot
+    grown_at: float = -math.inf
     last_success: float = -math.inf
-    successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
-    refusals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    last_refusal: float = -math.inf
     rate_limited: int = 0
     waited: float = 0.0
-    logged_rate: float = INITIAL_RATE
-    peak: float = 0.0  # highest rate a cut came from, fading with PEAK_DECAY ...
+    logged_rate: float = 0.0
+    peak: float = 0.0  # highest paced rate a cut came from, fading with peak_decay ...
     peak_at: float = 0.0  # ... since this clock time
 
     @property
-    def burst(self) -> float:
-        return BURST if self.learned else INITIAL_BURST
+    def rate(self) -> float | None:
+        return None if self.bucket is None else self.bucket.rate
 
-    def refill(self, now: float) -> None:
-        if now > self.updated:
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
+    def paused(self, now: float) -> bool:
+        return self.pause is not None and self.pause.until > now
 
-    def next_slot(self, now: float) -> float:
-        """Earliest clock time a slot is free; tokens keep accruing during a pause."""
-        start = max(now, self.paused_until)
-        tokens = min(self.burst, self.tokens + (start - now) * self.rate)
-        if tokens >= 1.0 - _EPS:
-            return start
-        return start + (1.0 - tokens) / self.rate
-
-    def take(self, now: float, slot: float) -> None:
-        """Spend the slot at ``slot``, kept as the token level at ``now``."""
-        at_slot = max(1.0, min(self.burst, self.tokens + (slot - now) * self.rate))
-        self.tokens = at_slot - 1.0 - (slot - now) * self.rate
-        if slot > now + _EPS:
-            self.demand_at = now
-
-    def queued(self, now: float) -> bool:
-        return now - self.demand_at <= DEMAND_SLOTS / self.rate
-
-    def recent_rates(self, now: float) -> tuple[float, float]:
-        """Answers per second over the cut window: (accepted, all answers incl. 429s)."""
-        window = max(CUT_WINDOW, CUT_WINDOW_SLOTS / self.rate)
-        accepted = sum(1 for t in self.successes if t > now - window)
-        refused = sum(1 for t in self.refusals if t > now - window)
-        # A young endpoint has less history than the window: do not count time before it.
-        span = max(min(window, now - self.created), CUT_WINDOW)
-        return accepted / span, (accepted + refused) / span
-
-    def recent_peak(self, now: float) -> float:
-        return self.peak * math.exp(-(now - self.peak_at) / PEAK_DECAY)
-
-    def grown_rate(self, now: float) -> tuple[float, str]:
-        """The rate after one more success while queued, and why."""
-        # Growth follows the time between successes, so a burst of answers does not
-        # compound, and stops when the answers stop.
-        elapsed = min(now - self.grown_at, GROWTH_SLOTS / self.rate)
-        if not self.learned:
-            return self.rate * 2.0 ** (elapsed / SLOW_START_DOUBLING), "slow start"
-        quiet = now - self.cut_at
-        gain = min(PROBE_MAX_GAIN, PROBE_GAIN * math.exp(quiet / PROBE_ACCEL))
-        # Crushed far below a recent peak (other clients took the share, then left):
-        # climb back quickly instead of probing from the bottom.
-        if quiet >= RECOVER_QUIET and self.rate < self.recent_peak(now) * RECOVER_SHARE:
-            gain = max(gain, RECOVER_GAIN)
-        return self.rate * (1.0 + gain * elapsed), "probing upward"
+    def current_phase(self, now: float) -> Phase:
+        return Phase.PAUSED if self.paused(now) else self.phase
 
 
 class RateController:
@@ -184,12 +259,26 @@ class RateController:
 
     Args:
         clock: monotonic seconds from any origin; tests pass a fake clock.
+        tuning: the constants (:class:`RateTuning`); the defaults suit Websim.
+        max_pause: the longest a ``Retry-After`` pause is remembered (the client's
+            ``rate_limit_deadline``): one answer cannot shut an endpoint for longer.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        tuning: RateTuning = DEFAULT_TUNING,
+        max_pause: float = 600.0,
+    ) -> None:
         if not callable(clock):
             raise TypeError(f"clock must be a callable returning seconds, got {clock!r}")
+        if not isinstance(tuning, RateTuning):
+            raise TypeError(f"tuning must be a RateTuning, got {tuning!r}")
+        _check_seconds("max_pause", max_pause)
         self._clock = clock
+        self.tuning = tuning
+        self.max_pause = float(max_pause)
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
 
@@ -200,33 +289,25 @@ class RateController:
 
         Returns ``0.0`` when a slot was taken: send now.  Otherwise nothing was taken and the
         value is how many seconds to sleep before asking again (it includes any
-        ``Retry-After`` pause).  The first call on a fresh endpoint returns ``0.0``.
+        ``Retry-After`` pause).  The first calls on a fresh endpoint return ``0.0``.
         """
         st = self._endpoints.get(endpoint)
-        if st is not None and st.unpaced and not st.paused_until > self._clock():
-            return 0.0  # the hot path of a service that never limited us: no lock, no bucket
+        if st is not None and st.phase is Phase.UNPACED and st.pause is None:
+            return 0.0  # the hot path of a service that does not limit us: no lock at all
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
-            slot = st.next_slot(now)
-            if slot <= now + _EPS:
-                st.take(now, now)
-                return 0.0
-            st.demand_at = now
-            return slot - now
-
-    def reserve(self, endpoint: str) -> float:
-        """Reserve the next send slot for one request; return seconds to wait from now.
-
-        ``0.0`` means send now.  The wait includes any ``Retry-After`` pause.  The caller
-        sleeps that long, then sends.  The first reservation on a fresh endpoint is 0.0.
-        """
-        with self._lock:
-            now = self._clock()
-            st = self._state(endpoint, now)
-            slot = st.next_slot(now)
-            st.take(now, slot)
-            return max(0.0, slot - now)
+            if st.paused(now):
+                assert st.pause is not None
+                st.demand_at = now
+                return st.pause.until - now
+            st.pause = None  # over: the unpaced hot path may skip the check again
+            wait = self._slot_wait(st, now)
+            if wait > 0.0:
+                st.demand_at = now
+                return wait
+            self._take(st, now)
+            return 0.0
 
     # --------------------------------------------------------------- outcomes
 
@@ -235,30 +316,31 @@ class RateController:
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
-            st.successes.append(now)
+            self._answered(st, now, refused=False)
             st.last_success = now
             message = None
-            if st.queued(now) and not st.unpaced:
-                new, why = st.grown_rate(now)
-                message = self._set_rate(st, endpoint, now, new, why, milestone=True)
+            if st.phase is Phase.SLOW_START:
+                st.slow_start.successes += 1
+            elif st.phase is Phase.PACED and self._queued(st, now):
+                message = self._grow(st, endpoint, now)
             st.grown_at = now
-        _log(message)
+        _log(logging.INFO, message)
 
     def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None:
-        """Record a 429: honour ``Retry-After`` and cut the rate to what was accepted."""
+        """Record a 429: honour ``Retry-After`` and, unless it is noise, cut the rate."""
         if retry_after is not None:
             _check_seconds("retry_after", retry_after)
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
+            episode = now - st.last_refusal > self.tuning.episode_quiet
             st.rate_limited += 1
-            st.refusals.append(now)
+            st.last_refusal = now
+            self._answered(st, now, refused=True)
             if retry_after is not None:
-                st.paused_until = max(st.paused_until, now + retry_after)
-            if now < st.hold_until:
-                return  # the rest of an overshoot the last cut already answered
-            message = self._cut(st, endpoint, now)
-        _log(message)
+                self._start_pause(st, now, retry_after)
+            level, message = self._on_refusal(st, endpoint, now)
+        _log(logging.WARNING if episode and message else level, message)
 
     def accepting(self, endpoint: str) -> bool:
         """True while the service still accepts some requests on this endpoint.
@@ -270,20 +352,33 @@ class RateController:
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
-            window = max(ACCEPT_WINDOW, ACCEPT_WINDOW_SLOTS / st.rate)
+            tune = self.tuning
+            window = tune.accept_window
+            if st.bucket is not None:
+                window = max(window, tune.accept_window_slots / st.bucket.rate)
             return now - st.last_success <= window
+
+    def pause(self, endpoint: str) -> Pause | None:
+        """The ``Retry-After`` pause holding this endpoint now, if any."""
+        with self._lock:
+            now = self._clock()
+            st = self._state(endpoint, now)
+            return st.pause if st.paused(now) else None
 
     def pause_remaining(self, endpoint: str) -> float:
         """Seconds left of a ``Retry-After`` pause on this endpoint, 0.0 if none."""
-        with self._lock:
-            now = self._clock()
-            return max(0.0, self._state(endpoint, now).paused_until - now)
+        pause = self.pause(endpoint)
+        return 0.0 if pause is None else max(0.0, pause.until - self._clock())
 
     def record_wait(self, endpoint: str, seconds: float) -> None:
         """Add ``seconds`` a request spent waiting for this controller to its endpoint."""
         _check_seconds("seconds", seconds)
         with self._lock:
             self._state(endpoint, self._clock()).waited += seconds
+
+    def now(self) -> float:
+        """The controller's clock (pauses are on it)."""
+        return self._clock()
 
     # ------------------------------------------------------------------- state
 
@@ -293,10 +388,12 @@ class RateController:
             now = self._clock()
             return {
                 name: EndpointRateState(
-                    rate=st.rate if st.learned else None,
+                    rate=st.rate if st.phase is Phase.PACED else None,
                     rate_limited=st.rate_limited,
                     waited=st.waited,
-                    paused_until=st.paused_until if st.paused_until > now else None,
+                    paused_until=st.pause.until if st.pause and st.paused(now) else None,
+                    phase=st.current_phase(now),
+                    noise=st.noise,
                 )
                 for name, st in self._endpoints.items()
             }
@@ -311,7 +408,7 @@ class RateController:
         self._lock = threading.Lock()
         self._endpoints = {}
 
-    # ---------------------------------------------------------------- helpers
+    # ------------------------------------------------------------ the phases
 
     def _state(self, endpoint: str, now: float) -> _Endpoint:
         st = self._endpoints.get(endpoint)
@@ -320,55 +417,201 @@ class RateController:
                 raise TypeError(f"endpoint must be a str, got {type(endpoint).__name__}")
             if not endpoint:
                 raise ValueError("endpoint must be a non-empty str")
-            st = _Endpoint(rate=INITIAL_RATE, tokens=INITIAL_BURST, updated=now, created=now)
-            st.grown_at = now
-            self._endpoints[endpoint] = st
-        st.refill(now)
+            st = self._endpoints[endpoint] = _Endpoint(created=now, grown_at=now)
         return st
 
-    @classmethod
-    def _cut(cls, st: _Endpoint, endpoint: str, now: float) -> str | None:
-        """Drop the rate to what the service accepted recently, by at least 1 - CUT_KEEP."""
-        accepted, answered = st.recent_rates(now)
+    def _slot_wait(self, st: _Endpoint, now: float) -> float:
+        """Seconds until the phase allows the next send (0.0: now)."""
+        if st.phase is Phase.SLOW_START:
+            if st.slow_start.sent and st.slow_start.budget(now, self.tuning) >= (
+                self.tuning.unpaced_window
+            ):
+                st.phase = Phase.UNPACED  # no 429 while the budget grew this far
+                return 0.0
+            return st.slow_start.wait(now, self.tuning)
+        if st.phase is Phase.PACED:
+            assert st.bucket is not None
+            return st.bucket.wait(now, self.tuning.burst)
+        return 0.0
+
+    def _take(self, st: _Endpoint, now: float) -> None:
+        if st.phase is Phase.SLOW_START:
+            st.slow_start.sent += 1
+        elif st.bucket is not None and st.phase is Phase.PACED:
+            st.bucket.tokens -= 1.0
+
+    def _queued(self, st: _Endpoint, now: float) -> bool:
+        rate = st.rate or self.tuning.max_rate
+        return now - st.demand_at <= self.tuning.demand_slots / rate
+
+    def _start_pause(self, st: _Endpoint, now: float, retry_after: float) -> None:
+        # A ceiling: one answer (Retry-After: 1e308, a date in year 9999) must not shut the
+        # endpoint for the life of the process.  After it, calls are sent again, and a new
+        # Retry-After starts a new pause.
+        until = now + min(retry_after, self.max_pause)
+        if st.pause is None or not st.paused(now) or until > st.pause.until:
+            st.pause = Pause(asked_at=now, asked=retry_after, until=until)
+
+    def _answered(self, st: _Endpoint, now: float, *, refused: bool) -> None:
+        st.answers.add(now, refused=refused)
+        if st.series is not None:
+            st.series.add(now, refused=refused)
+
+    def _on_refusal(self, st: _Endpoint, endpoint: str, now: float) -> tuple[int, str | None]:
+        """What a 429 does to the rate: a cut, nothing (hold-off, noise), or the verdict that
+        the 429s are noise.  Returns the log level and line."""
+        if st.phase is Phase.PACED:
+            if st.cut is not None and now < st.cut.hold_until:
+                return logging.INFO, None  # the rest of an overshoot the cut already answered
+            verdict = self._verdict(st)
+            if verdict is not None:
+                st.series = None
+                if verdict.answered:
+                    return logging.INFO, self._call_it_noise(st, endpoint, now, verdict)
+            if st.noise is not None and not self._above_noise(st):
+                return logging.INFO, None  # as many 429s as the noise brings anyway
+        return logging.INFO, self._cut(st, endpoint, now)
+
+    def _verdict(self, st: _Endpoint) -> _Window | None:
+        """The cuts since the series began, once enough answers came after them: the
+        window after them if they did not lower the share of 429s although we slowed down
+        clearly (noise: a limit refuses less when asked less), an empty window if they did;
+        None while too few answers came."""
+        tune = self.tuning
+        series = st.series
+        if series is None or series.after is None or series.after.answered < tune.judge_answers:
+            return None
+        after, before = series.after, series.before
+        if st.noise is not None or before is None or st.bucket is None:
+            return _Window(opened=after.opened)
+        slowed = after.pace <= tune.noise_slowdown * before.pace
+        kept = after.share >= max(tune.min_noise, tune.noise_keep * before.share)
+        noise = slowed and kept and after.share <= tune.max_noise
+        return after if noise else _Window(opened=after.opened)
+
+    def _above_noise(self, st: _Endpoint) -> bool:
+        assert st.noise is not None
+        return st.answers.share(self.tuning.judge_answers) > st.noise + self.tuning.noise_margin
+
+    def _call_it_noise(self, st: _Endpoint, endpoint: str, now: float, after: _Window) -> str:
+        """Slowing down did not lower the share of 429s: they come whatever our pace.
+        Stop cutting for them and go back up."""
+        assert st.bucket is not None
+        st.noise = after.share
+        # The pace at which what got through would have got through with the noise alone;
+        # from there back up fast (doubling while queued), not at once: a limit shared with
+        # others looks the same for a while, and going unpaced into it brings a storm.
+        self._set_rate(st, now, st.bucket.rate / (1.0 - st.noise))
+        st.relearning = True
+        return (
+            f"Websim {endpoint}: slowing down did not reduce the share of 429s "
+            f"({100 * st.noise:.0f} %): they do not depend on our pace; pace back to "
+            f"{st.bucket.rate:.2f}/s and doubling while calls queue; such 429s are retried "
+            "without slowing down"
+        )
+
+    def _cut(self, st: _Endpoint, endpoint: str, now: float) -> str:
+        """Drop the rate to what the service accepted recently, by at least 1 - cut_keep."""
+        tune = self.tuning
+        before_phase = st.phase
+        before = st.rate if st.phase is Phase.PACED and st.rate else tune.max_rate
+        window = max(tune.cut_window, tune.cut_window_slots / before)
+        # A young endpoint has less history than the window: do not count time before it.
+        span = max(min(window, now - st.created), tune.cut_window)
+        accepted, answered = st.answers.rates(now, window, span)
         why = f"429, {accepted:.2f}/s accepted recently"
-        if not st.queued(now):
+        if before_phase is not Phase.PACED:
+            # A burst's first answers: a guess, never below what the first window could
+            # have told (relearning then doubles it while callers queue).
+            # What came back so far includes the service's burst: halve it, as TCP halves
+            # its window at the first loss.
+            accepted = max(accepted, answered * tune.cut_keep) * tune.first_cut_keep
+        if st.noise is not None:
+            # Noise refuses its share at any pace: the pace that got ``accepted`` through.
+            accepted /= 1.0 - min(st.noise, 0.9)
+        if before_phase is Phase.PACED and not self._queued(st, now):
             # Nobody was waiting, so the few answers measure our demand, not the limit (a
             # first call, a call after idling): stay just under what was actually sent.
-            accepted = answered * CUT_KEEP
+            accepted = answered * tune.cut_keep
             why = f"429 with nobody queued, {answered:.2f}/s sent recently"
-        # Slow-start rates overshoot by design, so only learned rates count as a peak.
-        if st.learned and st.rate > st.recent_peak(now):
-            st.peak, st.peak_at = st.rate, now
+        if before_phase is Phase.PACED and before > self._recent_peak(st, now):
+            st.peak = before
+            st.peak_at = now
+        st.relearning = before_phase is not Phase.PACED
+        self._set_rate(st, now, min(accepted, before * tune.cut_keep))
+        assert st.bucket is not None
         # The service's bucket is empty now: no back-to-back burst until a slot accrues.
-        st.tokens = min(st.tokens, 0.0)
-        message = cls._set_rate(
-            st, endpoint, now, min(accepted, st.rate * CUT_KEEP), why, milestone=False
+        st.bucket.tokens = min(st.bucket.tokens, 0.0)
+        hold_until = now + max(tune.hold_off, tune.hold_off_slots / st.bucket.rate)
+        st.cut = _Cut(at=now, hold_until=hold_until)
+        if st.series is None and before_phase is Phase.PACED:
+            before_window = st.answers.last(tune.judge_answers)
+            st.series = _Series(before, hold_until, before_window)
+        old = "no pacing" if before_phase is not Phase.PACED else f"{before:.2f}/s"
+        return (
+            f"Websim {endpoint}: the service is limiting our rate ({why}); pace "
+            f"{old} -> {st.bucket.rate:.2f}/s; calls wait for a send slot (up to "
+            f"rate_limit_deadline, {self.max_pause:g} s) instead of failing"
         )
-        st.learned = True
-        st.cut_at = now
-        st.hold_until = now + max(HOLD_OFF, HOLD_OFF_SLOTS / st.rate)
-        return message
 
-    @staticmethod
-    def _set_rate(
-        st: _Endpoint, endpoint: str, now: float, new: float, why: str, *, milestone: bool
-    ) -> str | None:
-        """Change the rate; return a log line for a cut, or when a ramp has moved 25 %."""
-        st.refill(now)  # tokens so far accrued at the old rate
-        old, st.rate = st.rate, min(MAX_RATE, max(MIN_RATE, new))
-        st.unpaced = not st.learned and st.rate >= MAX_RATE
-        st.tokens = min(st.tokens, st.burst)
-        if milestone and abs(math.log(st.rate / st.logged_rate)) < _MILESTONE:
+    def _grow(self, st: _Endpoint, endpoint: str, now: float) -> str | None:
+        """Probe upward after one more success while queued; a log line per 25 % moved."""
+        tune = self.tuning
+        assert st.bucket is not None
+        rate = st.bucket.rate
+        # Growth follows the time between successes, so a burst of answers does not
+        # compound, and stops when the answers stop.
+        elapsed = min(now - st.grown_at, tune.growth_slots / rate)
+        if st.relearning:
+            # The first cut guessed from a burst's few answers: keep doubling (in time, while
+            # queued) until the next 429 measures the limit at a steady pace.
+            doubling = min(elapsed / tune.relearn_doubling, 1.0 / tune.relearn_successes)
+            self._set_rate(st, now, rate * 2.0**doubling)
+        else:
+            self._set_rate(st, now, rate * (1.0 + self._probe_gain(st, now) * elapsed))
+        new = st.bucket.rate
+        if new >= tune.max_rate:
+            st.phase = Phase.UNPACED  # as fast as pacing can tell: stop pacing
+            st.bucket = None
+            return f"Websim {endpoint}: pace {st.logged_rate:.2f}/s -> no pacing"
+        if abs(math.log(new / st.logged_rate)) < math.log(tune.log_step):
             return None
-        before = st.logged_rate if milestone else old
-        st.logged_rate = st.rate
-        return f"Websim {endpoint}: rate {before:.2f}/s -> {st.rate:.2f}/s ({why})"
+        before = st.logged_rate
+        st.logged_rate = new
+        return f"Websim {endpoint}: pace {before:.2f}/s -> {new:.2f}/s (probing upward)"
+
+    def _probe_gain(self, st: _Endpoint, now: float) -> float:
+        """Relative growth per second: slow right after a cut, faster the longer none came."""
+        tune = self.tuning
+        quiet = now - (st.cut.at if st.cut else st.created)
+        gain = min(tune.probe_max_gain, tune.probe_gain * math.exp(quiet / tune.probe_accel))
+        # Crushed far below a recent peak (other clients took the share, then left):
+        # climb back quickly instead of probing from the bottom.
+        assert st.bucket is not None
+        crushed = st.bucket.rate < self._recent_peak(st, now) * tune.recover_share
+        if quiet >= tune.recover_quiet and crushed:
+            gain = max(gain, tune.recover_gain)
+        return gain
+
+    def _set_rate(self, st: _Endpoint, now: float, rate: float) -> None:
+        tune = self.tuning
+        rate = min(tune.max_rate, max(tune.min_rate, rate))
+        if st.bucket is None:
+            st.bucket = _Bucket(rate=rate, tokens=0.0, updated=now)
+            st.logged_rate = rate
+        else:
+            st.bucket.refill(now, tune.burst)  # tokens so far accrued at the old rate
+            st.bucket.rate = rate
+        st.phase = Phase.PACED
+
+    def _recent_peak(self, st: _Endpoint, now: float) -> float:
+        return st.peak * math.exp(-(now - st.peak_at) / self.tuning.peak_decay)
 
 
-def _log(message: str | None) -> None:
+def _log(level: int, message: str | None) -> None:
     # Outside the lock: a slow log handler must not stall every caller of the client.
     if message is not None:
-        logger.info(message)
+        logger.log(level, message)
 
 
 def _check_seconds(name: str, value: float) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Protocol, Self, TypeVar
 from langchain_websim._download import writable_path, write_file
 from langchain_websim._requests import IMAGE_OPTIONS, ImageRequest, set_image_options
 
-__all__ = ["WebsimChatResponse", "WebsimImageResponse"]
+__all__ = ["CallTiming", "WebsimChatResponse", "WebsimImageResponse"]
 
 T = TypeVar("T")
 
@@ -28,6 +28,18 @@ class Downloader(Protocol):
     def shared_for(cls, settings: Any) -> Self: ...
     async def adownload(self, url: str) -> bytes: ...
     def run_sync(self, coro: Coroutine[Any, Any, T]) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallTiming:
+    """How a call went through the send loop, for the response that reports it."""
+
+    attempts: int
+    """Requests sent (a wait for the rate control is not one)."""
+    elapsed: float
+    """Seconds from the call's start to its answer."""
+    rate_wait: float
+    """Seconds spent waiting for the adaptive rate control."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +82,9 @@ class WebsimImageResponse:
         cls,
         request: ImageRequest,
         url: str,
-        timing: tuple[int, float, float],
+        timing: CallTiming,
         client: Downloader,
     ) -> WebsimImageResponse:
-        """``timing``: attempts, elapsed seconds, seconds waited for the rate control."""
         project_id = request.project_id
         assert project_id is not None  # drawn or checked when the request was built
         return cls(
@@ -81,7 +92,9 @@ class WebsimImageResponse:
             request.prompt,
             request.aspect_ratio,
             project_id,
-            *timing,
+            timing.attempts,
+            timing.elapsed,
+            timing.rate_wait,
             # As the request holds them: image_inputs stays a tuple, so the response hashes.
             **{name: getattr(request, name) for name in IMAGE_OPTIONS},
             client=client,

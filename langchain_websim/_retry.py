@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from langchain_websim.errors import WebsimError
+
 # 408 request timeout and 409 conflict are transient on this kind of service; every 5xx is.
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
@@ -33,6 +35,32 @@ class RetryPolicy:
     @property
     def max_attempts(self) -> int:
         return 1 + self.max_retries
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt came to: an answer (any status), or a failure to get one."""
+
+    status: int | None = None
+    """The HTTP status; None when no answer came (connection error, timeout)."""
+    content_type: str = ""
+    headers: Mapping[str, str] | None = None
+    body: bytes = b""
+    error: WebsimError | None = None
+    """The error to raise if this attempt is the last; None for a 2xx."""
+    retryable: bool = False
+    reason: str = ""
+    """For the retry log line: ``HTTP 503``, or what went wrong with the connection."""
+    retry_after: float | None = None
+    """Seconds the service asked us to wait (``Retry-After``), if it did."""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.status == 429
 
 
 def _should_retry_status(status: int, *, blocked: bool = False) -> bool:

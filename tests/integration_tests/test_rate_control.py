@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Callable
 
 import pytest
 
-from langchain_websim import ChatWebsim, WebsimClient, WebsimRateLimitError
+from langchain_websim import ChatWebsim, WebsimAPIError, WebsimClient, WebsimRateLimitError
 from langchain_websim.testing import WebsimEmulator
 
 
@@ -92,11 +94,75 @@ async def test_turning_the_control_off_sends_at_once_and_fails_as_before() -> No
     assert len(emu.requests_for("chat")) == 20  # one request per call, nothing paced
 
 
-async def test_a_rate_change_is_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+async def test_limiting_is_announced_once_at_warning_and_changes_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="langchain_websim")
     async with WebsimEmulator(rate_limit=5, burst=2) as emu:
         async with WebsimClient(emu.base_url, max_retries=2) as client:
             await asyncio.gather(*(client.achat(_messages(i)) for i in range(10)))
-    changes = [r for r in caplog.records if r.levelno == logging.INFO and "rate" in r.message]
-    assert changes and all("Websim chat: rate" in r.message for r in changes)
+    ours = [r for r in caplog.records if r.name == "langchain_websim"]
+    warnings = [r for r in ours if r.levelno == logging.WARNING]
+    # One limiting episode: one WARNING, saying the pace and that calls wait, not fail.
+    assert len(warnings) == 1, [r.message for r in warnings]
+    assert "Websim chat: the service is limiting our rate" in warnings[0].message
+    assert "/s" in warnings[0].message and "calls wait for a send slot" in warnings[0].message
+    assert all(r.levelno == logging.INFO for r in ours if r not in warnings)
     assert all("call " not in r.message for r in caplog.records)  # never the prompt
+
+
+async def test_a_call_held_by_an_earlier_answers_pause_says_it_was_not_sent(
+    make_client: Callable[..., WebsimClient], emulator: WebsimEmulator
+) -> None:
+    # One answer asks to wait "forever": it is kept for rate_limit_deadline at most, and a
+    # later call that the pause holds says so, with the times, instead of "the service
+    # asked to wait ..." as if it had been answered itself.
+    emulator.enqueue("chat", status=429, headers={"Retry-After": "1e308"})
+    client = make_client(max_retries=0, retry_max_delay=0.1, rate_limit_deadline=60.0)
+    with pytest.raises(WebsimRateLimitError):
+        await client.achat(_messages(0))
+    with pytest.raises(WebsimRateLimitError) as caught:
+        await client.achat(_messages(1))
+    err = caught.value
+    text = str(err)
+    assert "rate limited: not sent: an answer on this endpoint at " in text
+    assert "asked to wait 1e+308 s (Retry-After)" in text
+    assert re.search(r"paused until \d\d:\d\d:\d\d\.\d{3} UTC \((59|60)\.\d{3} s from now", text)
+    assert "at most rate_limit_deadline, 60 s" in text
+    assert err.attempts == 0
+    assert err.retry_after is not None and 59.0 < err.retry_after <= 60.0  # the ceiling
+    assert len(emulator.requests) == 1  # the second call was never sent
+
+
+async def test_a_call_past_its_deadline_during_a_pause_keeps_retry_after(
+    make_client: Callable[..., WebsimClient], emulator: WebsimEmulator
+) -> None:
+    emulator.enqueue("chat", status=200, json={"content": "ok"})
+    emulator.enqueue("chat", status=429, headers={"Retry-After": "5"})
+    # The pause is kept for rate_limit_deadline at most (1 s here), so the call, which
+    # started just before the 429, cannot get a slot within its own deadline.
+    client = make_client(max_retries=2, rate_limit_deadline=1.0)
+    assert (await client.achat(_messages(0))).text == "ok"
+    with pytest.raises(WebsimRateLimitError, match="rate_limit_deadline") as caught:
+        await client.achat(_messages(1))
+    # When to come back, not None (a scheduler following the docs would guess 60 s).
+    assert caught.value.retry_after is not None and 0.5 < caught.value.retry_after <= 1.0
+    assert len(emulator.requests) == 2
+
+
+async def test_retries_are_logged_at_info_and_the_final_failure_is_raised(
+    make_client: Callable[..., WebsimClient],
+    emulator: WebsimEmulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="langchain_websim")
+    for _ in range(2):
+        emulator.enqueue("chat", status=503, body="busy")
+    client = make_client(max_retries=1, adaptive_rate=False)
+    with pytest.raises(WebsimAPIError) as caught:
+        await client.achat(_messages(0))
+    assert caught.value.status_code == 503 and caught.value.attempts == 2
+    retries = [r for r in caplog.records if "retrying in" in r.message]
+    assert len(retries) == 1 and retries[0].levelno == logging.INFO
+    assert "Websim chat: HTTP 503; retrying in" in retries[0].message
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -11,7 +11,10 @@ calls.  A worker runs one call the way the client's send path does::
     re-queue when accepting() (no retry spent), else spend a retry: back off, wait again
 
 ``mode="poll"`` waits with ``try_acquire`` (sleep the hint, ask again); ``mode="commit"``
-with ``reserve`` (sleep once, then send).  Latencies are drawn from a seeded generator.
+trusts the first hint (sleep once, then send without asking again), as a controller that
+hands out future slots would make its callers do.  Latencies are drawn from a seeded
+generator.  ``Unpaced`` stands for ``adaptive_rate=False``: every request goes at once and a
+429 spends a retry.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ class Pacer(Protocol):
     """What a worker needs from a controller (``RateController`` or :class:`Oracle`)."""
 
     def try_acquire(self, endpoint: str) -> float: ...
-    def reserve(self, endpoint: str) -> float: ...
     def on_success(self, endpoint: str) -> None: ...
     def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None: ...
     def accepting(self, endpoint: str) -> bool: ...
@@ -60,11 +62,13 @@ class Scenario:
     concurrency: int = 50  # per process
     burst: int = 10
     retry_after: float | None = None  # sent with every 429
-    latency: float = 0.005  # request to answer; the server decides halfway
+    latency: float = 0.005  # request to answer of a request the server takes
+    refusal_latency: float | None = None  # of a 429 (default: as ``latency``)
     jitter: float = 0.5  # each latency is drawn from latency * (1 +- jitter)
     seed: int = 0
     max_retries: int = 2
     noise: float = 0.0  # share of requests answered 429 at random, whatever the rate
+    limited: bool = True  # False: no token bucket at all (only noise refuses)
 
     def with_seed(self, seed: int) -> Scenario:
         return dataclasses.replace(self, seed=seed)
@@ -133,6 +137,8 @@ class _Server:
         s = self.scenario
         if s.noise and rng.random() < s.noise:
             return False  # a fault unrelated to our pace: takes no token
+        if not s.limited:
+            return True
         refill = s.capacity(t) - s.capacity(self.updated)
         self.tokens = min(s.burst, self.tokens + refill)
         self.updated = t
@@ -155,9 +161,9 @@ class _Sim:
     def at(self, t: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (t, next(self._order), action))
 
-    def latency(self) -> float:
+    def latency(self, base: float) -> float:
         s = self.scenario
-        return s.latency * (1 + s.jitter * (2 * self.rng.random() - 1))
+        return base * (1 + s.jitter * (2 * self.rng.random() - 1))
 
     def run(self, limit: float = 3600.0) -> None:
         while self._events:
@@ -182,23 +188,26 @@ class _Worker:
             self.wait_for_slot()
 
     def wait_for_slot(self) -> None:
-        if self.sim.mode == "poll":
-            wait, then = self.pacer.try_acquire(ENDPOINT), self.wait_for_slot
-        else:
-            wait, then = self.pacer.reserve(ENDPOINT), self.send
-        if wait > 0:
-            self.pacer.record_wait(ENDPOINT, wait)
-            self.sim.at(self.sim.clock.now + wait, then)
-        else:
+        wait = self.pacer.try_acquire(ENDPOINT)
+        if wait <= 0:
             self.send()
+            return
+        self.pacer.record_wait(ENDPOINT, wait)
+        then = self.wait_for_slot if self.sim.mode == "poll" else self.send
+        self.sim.at(self.sim.clock.now + wait, then)
 
     def send(self) -> None:
         sim = self.sim
-        there = sim.latency() / 2
+        s = sim.scenario
+        refused_after = s.latency if s.refusal_latency is None else s.refusal_latency
+        there = sim.latency(min(s.latency, refused_after)) / 2
 
         def arrive() -> None:  # the server decides when the request reaches it
-            answer = self.succeeded if sim.server.admit(sim.clock.now, sim.rng) else self.limited
-            sim.at(sim.clock.now + there, answer)
+            if sim.server.admit(sim.clock.now, sim.rng):
+                back = sim.latency(s.latency) - there
+                sim.at(sim.clock.now + max(there, back), self.succeeded)
+            else:
+                sim.at(sim.clock.now + there, self.limited)
 
         sim.at(sim.clock.now + there, arrive)
 
@@ -260,12 +269,6 @@ class Oracle:
         self.next = max(self.next, now) + self._interval()
         return 0.0
 
-    def reserve(self, endpoint: str) -> float:
-        now = self.clock.now
-        slot = max(self.next, now)
-        self.next = slot + self._interval()
-        return slot - now
-
     def on_success(self, endpoint: str) -> None:
         pass
 
@@ -274,6 +277,28 @@ class Oracle:
 
     def accepting(self, endpoint: str) -> bool:
         return True
+
+    def record_wait(self, endpoint: str, seconds: float) -> None:
+        pass
+
+
+class Unpaced:
+    """``adaptive_rate=False``: no pacing, and a 429 always spends a retry."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+
+    def try_acquire(self, endpoint: str) -> float:
+        return 0.0
+
+    def on_success(self, endpoint: str) -> None:
+        pass
+
+    def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None:
+        pass
+
+    def accepting(self, endpoint: str) -> bool:
+        return False
 
     def record_wait(self, endpoint: str, seconds: float) -> None:
         pass
@@ -302,3 +327,27 @@ SCENARIOS: dict[str, Scenario] = {
 WALL_BOUND = {"S1": 1.2, "S2": 1.2, "S3": 1.2, "S4": 1.3, "S5": 1.3}  # x ideal
 ORACLE_BOUND = 1.1  # x the wall time of callers paced at exactly the true rate
 LIMITED_BOUND = 0.2  # 429s per call
+
+# First contact: a fresh client, a service that never limits, a model answering after L s;
+# every call of the batch in flight at once (the client's pool holds 100 connections).
+FIRST_CONTACT: dict[str, Scenario] = {
+    f"F{latency:g}x{calls}": Scenario(
+        f"F{latency:g}x{calls}",
+        calls,
+        ((0.0, 1e9),),
+        concurrency=min(calls, 100),
+        latency=latency,
+        jitter=0.05,
+        limited=False,
+    )
+    for latency in (1.0, 5.0)
+    for calls in (4, 10, 50, 200)
+}
+FIRST_CONTACT_BOUND = {4: 1.05, 10: 1.05, 50: 1.15, 200: 1.15}  # x adaptive_rate=False
+
+# Refusal noise: 429s whatever the pace.  N1: no limit, 30 % refused, max_retries=6;
+# N2: S1's 10/s limit with 10 % refused on top.
+NOISE: dict[str, Scenario] = {
+    "N1": Scenario("N1", 200, ((0.0, 1e9),), noise=0.3, max_retries=6, limited=False),
+    "N2": Scenario("N2", 300, ((0.0, 10.0),), noise=0.1),
+}

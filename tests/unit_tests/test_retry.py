@@ -351,11 +351,11 @@ async def test_each_retry_is_logged_without_the_prompt(
     await client.achat(MESSAGES)
     await client.agenerate_image(PROMPT)
 
-    # WARNING: the retries; the rate control logs its rate changes at INFO.
+    # INFO, as openai-python logs them: the final failure is raised anyway.
     retries = [
-        r for r in caplog.records if r.name == "langchain_websim" and r.levelno >= logging.WARNING
+        r for r in caplog.records if r.name == "langchain_websim" and "retrying" in r.getMessage()
     ]
-    assert [r.levelno for r in retries] == [logging.WARNING] * 3
+    assert [r.levelno for r in retries] == [logging.INFO] * 3
     first, second, third = (r.getMessage() for r in retries)
     assert first.startswith("Websim chat: HTTP 500; retrying in ")
     assert f"retrying in {sleeps[0]:.2f} s" in first

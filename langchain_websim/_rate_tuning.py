@@ -1,0 +1,143 @@
+"""The adaptive rate control's constants, as one frozen object a client is given.
+
+``RateController(tuning=RateTuning(...))`` takes it like the clock, so a test or a user can
+change one constant for one client without touching module globals.  The defaults were
+tuned with the discrete-event simulation in ``tests/unit_tests/_rate_sim.py`` and checked
+against a real rate-limited server by ``benchmarks/goodput.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_TUNING", "Phase", "RateTuning"]
+
+
+class Phase(enum.Enum):
+    """Where an endpoint's pacing stands."""
+
+    SLOW_START = "slow start"
+    """Before the first 429: a window of requests goes at once, and the send budget grows
+    (doubling in time, and with every success) until a 429 says where the limit is."""
+    UNPACED = "unpaced"
+    """The slow start grew past ``unpaced_window`` with no 429 (or 429s proved to be noise
+    that slowing down does not reduce): requests go at once, with no lock and no bucket."""
+    PACED = "paced"
+    """After a 429 that slowing down answers: a token bucket at the learned rate, probing
+    upward while callers are queued."""
+    PAUSED = "paused"
+    """A ``Retry-After`` holds every request to the endpoint until it passes (the phase
+    underneath resumes afterwards)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateTuning:
+    """Every constant of the rate control, in one place; see each field's note."""
+
+    # -- first contact: cost nothing until a 429 comes
+    initial_window: float = 4.0
+    """Requests a fresh endpoint sends at once (TCP's initial window, in requests)."""
+    window_doubling: float = 0.02
+    """Seconds per doubling of the slow start's send budget while no 429 comes.  A
+    rate limiter answers 429 within milliseconds, long before a model answers, so silence
+    this long is already evidence that the service takes more."""
+    success_credit: float = 2.0
+    """Sends each success adds to the budget (TCP's slow start: two packets per ACK)."""
+    unpaced_window: float = 1000.0
+    """A budget this large without a 429 ends the slow start: no pacing from then on."""
+
+    # -- pacing after a 429
+    min_rate: float = 0.2
+    """Requests/s; a limited endpoint is never paced slower than this."""
+    max_rate: float = 1000.0
+    """Requests/s; pacing finer than an event loop can sleep is pointless."""
+    burst: float = 2.0
+    """Slots that may go back to back while paced (absorbs a waker's lateness)."""
+    cut_keep: float = 0.9
+    """A cut keeps at most this share of the rate."""
+    cut_window: float = 0.5
+    """Seconds of answers a cut measures the accepted rate over ..."""
+    cut_window_slots: float = 5.0
+    """... or this many slots at the current rate, if longer."""
+    hold_off: float = 0.25
+    """Seconds after a cut during which 429s do not cut again (one overshoot, one cut) ..."""
+    hold_off_slots: float = 2.0
+    """... or this many slots at the new rate, if longer."""
+    first_cut_keep: float = 0.5
+    """The first cut (leaving the slow start) keeps this share of what was accepted so far:
+    those answers include the service's burst, which no steady pace gets again."""
+    relearn_doubling: float = 0.25
+    """After the first cut (a guess from a burst's few answers), seconds per doubling of
+    the rate while callers are queued, until the next 429 ..."""
+    relearn_successes: float = 6.0
+    """... and at most one doubling per this many successes (a slow pace grows slowly:
+    several clients sharing a limit must not all double past it before a 429 can come)."""
+    growth_slots: float = 2.0
+    """One success credits at most this many slots of growth time."""
+    probe_gain: float = 0.02
+    """Relative rate increase per second right after a cut ..."""
+    probe_accel: float = 3.0
+    """... times e for every this many seconds without a cut ..."""
+    probe_max_gain: float = 0.5
+    """... up to this relative increase per second."""
+    recover_share: float = 0.5
+    """Below this share of the recent peak rate ..."""
+    recover_quiet: float = 2.0
+    """... and this many seconds after a cut ..."""
+    recover_gain: float = 0.7
+    """... the rate grows at least this much per second."""
+    peak_decay: float = 20.0
+    """Seconds over which the recent peak rate fades by a factor e."""
+    accept_window: float = 10.0
+    """Seconds after a success during which a 429 means "slow down" (the call waits for a
+    slot without spending a retry) ..."""
+    accept_window_slots: float = 4.0
+    """... or this many slots at the current rate, if longer."""
+    demand_slots: float = 2.0
+    """A caller kept waiting within this many slots means callers are queued."""
+
+    # -- refusal noise: 429s that do not depend on our pace
+    judge_answers: int = 30
+    """Answers per window; the last two windows are compared to tell noise from a limit."""
+    noise_slowdown: float = 0.8
+    """The second window came at most this share of the first's pace (we slowed down) ..."""
+    noise_keep: float = 0.75
+    """... and its share of 429s is still above this share of the first's: slowing down
+    did not help, the 429s are noise; they are retried without slowing down."""
+    min_noise: float = 0.05
+    """A share of 429s below this is never called noise (probing draws a few)."""
+    max_noise: float = 0.5
+    """A share of 429s above this is never taken for noise: it is a limit."""
+    noise_margin: float = 0.15
+    """Once noise is known, a 429 cuts only when the recent share of 429s is above the
+    noise's by this much (the service also limits us now)."""
+
+    # -- what is logged
+    episode_quiet: float = 60.0
+    """Seconds without a 429 that end a limiting episode; the next 429 starts a new one,
+    announced at WARNING (everything else is logged at INFO)."""
+    log_step: float = 1.25
+    """Gradual ramps are logged each time they have moved the rate by this factor."""
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"RateTuning.{spec.name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"RateTuning.{spec.name} must be finite and > 0, got {value!r}")
+        shares: tuple[str, ...] = ("cut_keep", "first_cut_keep")
+        shares += ("noise_keep", "noise_margin", "noise_slowdown", "recover_share")
+        for name in (*shares, "min_noise", "max_noise"):
+            if getattr(self, name) >= 1:
+                raise ValueError(f"RateTuning.{name} must be < 1, got {getattr(self, name)!r}")
+        if self.min_rate > self.max_rate:
+            raise ValueError("RateTuning.min_rate must not exceed max_rate")
+        if self.initial_window < 1 or self.burst < 1:
+            raise ValueError("RateTuning.initial_window and burst must be >= 1")
+
+
+DEFAULT_TUNING = RateTuning()
