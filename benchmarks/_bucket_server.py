@@ -5,10 +5,14 @@ do not share its GIL.  Both chat routes (Websim's and the OpenAI-shaped one) dra
 bucket of ``burst`` tokens refilled at ``rate`` per second; a request that finds no token gets
 ``429 {"error": "Rate limit exceeded"}`` (with ``Retry-After`` when configured), as Websim
 answers.  ``schedule`` changes the rate at given seconds after the *first* request, so the
-time a client spends starting up does not eat into a phase.
+time a client spends starting up does not eat into a phase.  ``rate=None`` is no limit at
+all; ``noise`` refuses that share of requests at random whatever the pace (a limit shared
+with others, upstream overload), before the bucket is asked; ``latency`` is how long a model
+takes to answer (a 429 comes back at once, as a rate limiter's does).
 
 The process prints ``READY <port>``, serves until its standard input closes, then prints
-``STATS <json>`` (requests, 429s, first and last request times) and exits; ``GET /stats``
+``STATS <json>`` (requests, 429s, first and last request times, and every request's time
+and status for the pictures) and exits; ``GET /stats``
 gives the same figures while it runs.  ``start_bucket_server()`` wraps all of that.
 """
 
@@ -17,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import random
 import subprocess
 import sys
 import threading
@@ -33,18 +39,24 @@ _LIMITED_BODY = json.dumps({"error": "Rate limit exceeded"}).encode()
 
 @dataclass(frozen=True)
 class Limit:
-    rate: float
+    rate: float | None
+    """Requests per second; None: no limit."""
     burst: int
     retry_after: int | None = None
     schedule: tuple[tuple[float, float], ...] = ()
     """(seconds after the first request, new rate) steps, in order."""
+    noise: float = 0.0
+    """Share of requests refused at random, whatever the pace (they take no token)."""
+    latency: float = 0.0
+    """Seconds before a request the server takes is answered."""
+    seed: int = 0
 
 
 class Bucket:
     """A token bucket whose refill follows the schedule exactly, with no timers."""
 
     def __init__(self, limit: Limit) -> None:
-        self.rate = limit.rate
+        self.rate = math.inf if limit.rate is None else limit.rate
         self.burst = float(limit.burst)
         self.tokens = float(limit.burst)
         self.steps = list(limit.schedule)
@@ -67,6 +79,9 @@ class Bucket:
         return False
 
     def _refill(self, until: float) -> None:
+        if math.isinf(self.rate):
+            self.tokens = self.burst = math.inf
+            return
         self.tokens = min(self.burst, self.tokens + (until - self.stamp) * self.rate)
         self.stamp = until
 
@@ -78,10 +93,13 @@ class Stats:
     first: float | None = None
     last: float | None = None
     by_path: dict[str, int] = field(default_factory=dict)
+    timeline: list[tuple[float, int]] = field(default_factory=list)
+    """(seconds after the first request, status) of every request, in arrival order."""
 
 
 def make_handler(limit: Limit, stats: Stats) -> Any:
     bucket = Bucket(limit)
+    noise = random.Random(limit.seed)
     headers = {} if limit.retry_after is None else {"Retry-After": str(limit.retry_after)}
 
     async def handle(request: web.BaseRequest) -> web.Response:
@@ -96,11 +114,16 @@ def make_handler(limit: Limit, stats: Stats) -> Any:
         stats.by_path[request.path] = stats.by_path.get(request.path, 0) + 1
         stats.first = now if stats.first is None else stats.first
         stats.last = now
-        if not bucket.take(now):
+        # Noise is drawn first and takes no token: it does not depend on anyone's pace.
+        refused = (limit.noise and noise.random() < limit.noise) or not bucket.take(now)
+        stats.timeline.append((now - stats.first, 429 if refused else 200))
+        if refused:
             stats.limited += 1
             return web.Response(
                 status=429, body=_LIMITED_BODY, content_type="application/json", headers=headers
             )
+        if limit.latency:
+            await asyncio.sleep(limit.latency)
         return web.Response(body=body, content_type="application/json")
 
     return handle
@@ -115,9 +138,10 @@ async def _serve(limit: Limit) -> None:
         loop.call_soon_threadsafe(stdin_closed.set)
 
     stats = Stats()
-    # Every answer is immediate, so nothing is in flight worth a long graceful shutdown.
+    # Answers take at most the latency, so nothing in flight is worth a long shutdown.
     runner = web.ServerRunner(
-        web.Server(make_handler(limit, stats), access_log=None), shutdown_timeout=2
+        web.Server(make_handler(limit, stats), access_log=None),
+        shutdown_timeout=2 + limit.latency,
     )
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

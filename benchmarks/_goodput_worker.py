@@ -42,6 +42,8 @@ class Job:
     burst: float
     schedule: tuple[tuple[float, float], ...] = ()
     """The oracle's (seconds after go, new rate) steps, rates already shared out."""
+    settings: tuple[tuple[str, Any], ...] = ()
+    """Settings every ChatWebsim contender is built with."""
 
     def __post_init__(self) -> None:
         # Checked where the job is made: a worker would only fail later, and less clearly.
@@ -75,10 +77,11 @@ def build_model(job: Job) -> tuple[Any, Any]:
         return ChatOpenAI(model="gpt-4o-mini", base_url=job.url + "/v1", api_key=key), None
     from langchain_websim import ChatWebsim
 
+    settings = dict(job.settings)
     if job.contender == "websim":
-        return ChatWebsim(base_url=job.url), None
+        return ChatWebsim(base_url=job.url, **settings), None
     if job.contender == "websim-off":
-        return ChatWebsim(base_url=job.url, **adaptive_off()), None
+        return ChatWebsim(base_url=job.url, **settings, **adaptive_off()), None
     if job.contender == "oracle":
         from langchain_core.rate_limiters import InMemoryRateLimiter
 
@@ -89,7 +92,8 @@ def build_model(job: Job) -> tuple[Any, Any]:
             # The server's own burst, so tokens that accrue between polls are not dropped.
             max_bucket_size=max(1.0, job.burst),
         )
-        return ChatWebsim(base_url=job.url, rate_limiter=limiter, **adaptive_off()), limiter
+        model = ChatWebsim(base_url=job.url, rate_limiter=limiter, **settings, **adaptive_off())
+        return model, limiter
     raise ValueError(f"unknown contender {job.contender!r}; choose from {', '.join(CONTENDERS)}")
 
 

@@ -56,6 +56,8 @@ def report(
         ("ChatOpenAI.ainvoke", "openai"),
         (f"{seq} x ChatWebsim.invoke, sequential", "sync"),
         (f"{seq} x ChatWebsim.ainvoke, sequential", "async"),
+        ("ChatWebsim.ainvoke, a new client per round", "fresh websim"),
+        ("floor, a new session per round", "fresh floor"),
     ]
     print(f"{'figure':42}{'HTTP':>26}{'HTTPS':>26}")
     for label, key in rows:
@@ -102,6 +104,14 @@ def report(
         ratio = med(f"sync {p}") / med(f"async {p}")
         target(
             f"[3] {p} sync invoke / ainvoke, sequential", f"{ratio:.3f}", "<= 1.15", ratio <= 1.15
+        )
+    for p in PROTOCOLS:
+        ratio = med(f"fresh websim {p}") / med(f"fresh floor {p}")
+        target(
+            f"[6] {p} ChatWebsim / floor, a new client per round",
+            f"{ratio:.3f}",
+            "<= 1.05",
+            ratio <= 1.05,
         )
     peak = memory["peak_mb"]
     target(f"[4] peak RSS, {calls} concurrent ainvoke", f"{peak:.1f} MB", "< 300 MB", peak < 300)

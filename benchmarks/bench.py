@@ -21,7 +21,7 @@ import gc
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -54,11 +54,31 @@ class Contenders:
     floor: c.WireChatModel
     websim: Any  # ChatWebsim
     openai: Any  # ChatOpenAI
+    base: str = ""
+    trust: Any = None  # the SSLContext that trusts the test certificate (HTTPS)
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
     async def aclose(self) -> None:
         for close in self.closers:
             await close()
+
+    async def fresh_websim(self, n: int, conc: int) -> float:
+        """What a user's script does: a new client (pool, rate control) for the batch."""
+        from langchain_websim import ChatWebsim, WebsimClient
+
+        client = WebsimClient(self.base, ssl_context=self.trust)
+        try:
+            return await c.run_concurrent(c.ainvoke_call(ChatWebsim(client=client)), n, conc)
+        finally:
+            await client.aclose()
+
+    async def fresh_floor(self, n: int, conc: int) -> float:
+        """The composed floor the same way: a new aiohttp session for the batch."""
+        raw = c.RawAiohttp(self.base, self.trust)
+        try:
+            return await c.run_concurrent(c.ainvoke_call(c.WireChatModel(wire=raw)), n, conc)
+        finally:
+            await raw.aclose()
 
 
 def build(server: Server, protocol: str) -> Contenders:
@@ -90,6 +110,8 @@ def build(server: Server, protocol: str) -> Contenders:
             http_async_client=openai_async,
             http_client=openai_sync,
         ),
+        base=base,
+        trust=trust,
         closers=[raw.aclose, client.aclose, openai_async.aclose, close_sync_openai],
     )
 
@@ -113,6 +135,9 @@ def run(config: Config, server: Server) -> tuple[Samples, Samples]:
         def sequential(call: c.Call) -> Callable[[], float]:
             return lambda: runner.run(c.run_sequential_async(call, seq))
 
+        def fresh(batch: Callable[[int, int], Coroutine[Any, Any, float]]) -> Callable[[], float]:
+            return lambda: runner.run(batch(n, conc))
+
         jobs: list[tuple[str, Callable[[], float]]] = [
             ("langchain", concurrent(c.ainvoke_call(fixed)))
         ]
@@ -124,6 +149,9 @@ def run(config: Config, server: Server) -> tuple[Samples, Samples]:
                 (f"openai {p}", concurrent(c.ainvoke_call(k.openai))),
                 (f"sync {p}", partial(c.run_sequential_sync, c.invoke_call(k.websim), seq)),
                 (f"async {p}", sequential(c.ainvoke_call(k.websim))),
+                # A new client per round: the first contact is timed every round.
+                (f"fresh websim {p}", fresh(k.fresh_websim)),
+                (f"fresh floor {p}", fresh(k.fresh_floor)),
             ]
         try:
             _warm_up(runner, config, fixed, contenders)

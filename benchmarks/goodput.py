@@ -5,6 +5,7 @@ Usage (after ``pip install -e '.[benchmark]'``)::
     python benchmarks/goodput.py                       # every scenario, every contender
     python benchmarks/goodput.py --quick               # tiny sizes, a smoke test
     python benchmarks/goodput.py --scenarios S1,S3 --contenders websim,oracle --json out.json
+    python benchmarks/goodput.py --scenarios first-contact,noise --plots pictures/
 
 Websim answers 429 "Rate limit exceeded" when called too fast, at a rate it does not publish.
 Each scenario runs every contender against its own token-bucket server process
@@ -26,7 +27,7 @@ from typing import Any
 import _report
 from _bucket_server import Limit, start_bucket_server
 from _goodput_fleet import RUNNERS, FleetTimeout, shared_by_runs
-from _goodput_report import Row, Target, print_scenario, targets
+from _goodput_report import MAX_LIMITED_SHARE, Row, Target, print_scenario, targets
 from _goodput_worker import CONTENDERS, Job, adaptive_off
 
 
@@ -34,21 +35,34 @@ from _goodput_worker import CONTENDERS, Job, adaptive_off
 class Scenario:
     name: str
     about: str
-    rate: float
-    """Requests per second the server allows (shared by all workers)."""
+    rate: float | None
+    """Requests per second the server allows (shared by all workers); None: no limit."""
     burst: int
     calls: int
     """Per worker."""
     concurrency: int
     """Per worker: abatch's max_concurrency."""
     wall_target: float
-    """The most wall / ideal ChatWebsim's defaults may take."""
+    """The most wall / ideal (goal "ideal") or wall / off (goal "off") ChatWebsim's
+    defaults may take; goal "noise": at most this x off + 1 s."""
     workers: int = 1
     retry_after: int | None = None
     schedule: tuple[tuple[float, float], ...] = ()
     """(seconds after the first request, new rate) steps."""
     runner: str = "processes"
     """Key of ``RUNNERS``: how the workers are started."""
+    latency: float = 0.0
+    """Seconds the server takes to answer a request it accepts (a 429 comes at once)."""
+    noise: float = 0.0
+    """Share of requests the server refuses at random, whatever the pace."""
+    settings: tuple[tuple[str, Any], ...] = ()
+    """Settings every ChatWebsim contender is built with (``max_retries``...)."""
+    goal: str = "ideal"
+    """What the wall time is held against: "ideal", "off" or "noise" (see wall_target)."""
+    limited_target: float | None = MAX_LIMITED_SHARE
+    """The most 429s per call; None: not a target (refusals the scenario makes anyway)."""
+    contenders: tuple[str, ...] = tuple(CONTENDERS)
+    """Who runs by default."""
 
     @property
     def worker_kind(self) -> str:
@@ -58,9 +72,11 @@ class Scenario:
     def total_calls(self) -> int:
         return self.calls * self.workers
 
-    def ideal(self) -> float:
+    def ideal(self) -> float | None:
         """Seconds the bucket needs to let every call through: (calls - burst) / rate,
-        phase by phase when the rate changes."""
+        phase by phase when the rate changes; None without a limit."""
+        if self.rate is None:
+            return None
         need, now, rate = float(self.total_calls - self.burst), 0.0, self.rate
         for at, new_rate in self.schedule:
             if need <= (at - now) * rate:
@@ -70,7 +86,14 @@ class Scenario:
         return now + max(0.0, need) / rate
 
     def limit(self) -> Limit:
-        return Limit(self.rate, self.burst, self.retry_after, self.schedule)
+        return Limit(
+            self.rate,
+            self.burst,
+            self.retry_after,
+            self.schedule,
+            noise=self.noise,
+            latency=self.latency,
+        )
 
     def jobs(self, contender: str, url: str) -> list[Job]:
         # Each worker's oracle gets an equal share of the true rate and burst.
@@ -81,23 +104,23 @@ class Scenario:
             url,
             self.calls,
             self.concurrency,
-            self.rate * share,
+            (self.rate or 1e9) * share,
             self.burst * share,
             schedule,
+            settings=self.settings,
         )
         return [job] * self.workers
 
     def timeout(self) -> float:
         """Hard limit for one contender's run: generous over ideal, but bounded."""
-        return 60 + 3 * self.ideal()
+        return 60 + 3 * (self.ideal() or self.latency)
 
     def title(self) -> str:
         each = f" ({self.workers} {self.worker_kind} x {self.calls})" if self.workers > 1 else ""
         conc = f"{self.concurrency} concurrent" + (" in each" if self.workers > 1 else "")
-        return (
-            f"{self.name}: {self.about}; {self.total_calls} calls{each}, {conc}; "
-            f"ideal {self.ideal():.1f} s"
-        )
+        ideal = self.ideal()
+        tail = "no limit" if ideal is None else f"ideal {ideal:.1f} s"
+        return f"{self.name}: {self.about}; {self.total_calls} calls{each}, {conc}; {tail}"
 
 
 WORKER_KINDS = {"processes": "processes", "ray": "Ray tasks"}
@@ -118,6 +141,54 @@ SCENARIOS = {
 }
 _Q1 = Scenario("S1", "20/s, burst 5, no Retry-After", 20, 5, 25, 10, 1.2)
 _Q5 = Scenario("S5", "4 processes share 10/s, burst 5", 10, 5, 8, 8, 1.3, workers=4)
+
+# First contact: a fresh client per batch against a service that never limits, whose model
+# takes L seconds to answer; held against the same batch with the control off.
+_LIMITLESS = ("websim", "websim-off")
+FIRST_CONTACT = {
+    f"F{latency}x{calls}": Scenario(
+        f"F{latency}x{calls}",
+        f"no limit, answers after {latency} s, a fresh client",
+        None,
+        0,
+        calls,
+        calls,
+        1.05 if calls <= 10 else 1.15,
+        latency=float(latency),
+        goal="off",
+        contenders=_LIMITLESS,
+    )
+    for latency in (1, 5)
+    for calls in (4, 10, 50, 200)
+}
+NOISE = {
+    # 429s that do not depend on our pace: slowing down cannot help, retrying does.
+    "N1": Scenario(
+        "N1",
+        "no limit, 30 % of requests refused at random, max_retries=6",
+        None,
+        0,
+        200,
+        50,
+        2.0,
+        noise=0.3,
+        settings=(("max_retries", 6),),
+        goal="noise",
+        limited_target=None,
+        contenders=_LIMITLESS,
+    ),
+    "N2": replace(
+        _S1,
+        name="N2",
+        about="10/s, burst 10, and 10 % of requests refused at random",
+        wall_target=1.3,
+        noise=0.1,
+        limited_target=None,
+        contenders=("websim", "websim-off", "oracle"),
+    ),
+}
+SCENARIOS.update(FIRST_CONTACT)
+SCENARIOS.update(NOISE)
 QUICK = {
     "S1": _Q1,
     "S2": replace(_Q1, name="S2", about="20/s, burst 5, Retry-After: 1", retry_after=1),
@@ -128,6 +199,26 @@ QUICK = {
     "S5": _Q5,
     "S6": replace(_Q5, name="S6", about="4 Ray tasks share 10/s, burst 5", runner="ray"),
 }
+QUICK.update(
+    {
+        name: replace(
+            s, latency=s.latency / 5, calls=min(s.calls, 50), concurrency=min(s.calls, 50)
+        )
+        for name, s in FIRST_CONTACT.items()
+    }
+)
+QUICK.update(
+    {
+        "N1": replace(NOISE["N1"], calls=40, concurrency=20),
+        "N2": replace(NOISE["N2"], rate=20, burst=5, calls=25, concurrency=10),
+    }
+)
+GROUPS = {
+    "limits": ["S1", "S2", "S3", "S4", "S5", "S6"],
+    "first-contact": list(FIRST_CONTACT),
+    "noise": list(NOISE),
+}
+"""Names that stand for several scenarios on the command line."""
 
 
 def run_contender(scenario: Scenario, contender: str, timeout: float) -> Row:
@@ -151,6 +242,7 @@ def run_contender(scenario: Scenario, contender: str, timeout: float) -> Row:
         ideal=scenario.ideal(),
         errors={timed_out: scenario.total_calls},
         by_route=stats["by_path"],
+        timeline=[(float(t), int(status)) for t, status in stats["timeline"]],
     )
     if fleet is None:
         return row
@@ -165,13 +257,33 @@ def run_contender(scenario: Scenario, contender: str, timeout: float) -> Row:
     return row
 
 
+def run_repeated(scenario: Scenario, contender: str, timeout: float, repeat: int) -> Row:
+    """The run with the median wall time of ``repeat`` runs (a timed-out run counts as the
+    slowest), with every run's wall time kept on it."""
+    rows = [run_contender(scenario, contender, timeout) for _ in range(repeat)]
+    rows.sort(key=lambda r: (r.wall is None, r.wall or 0.0))
+    median = rows[len(rows) // 2]
+    median.walls = [r.wall for r in rows]
+    return median
+
+
 def run_scenario(
-    scenario: Scenario, contenders: list[str], timeout: float | None
+    scenario: Scenario,
+    contenders: list[str] | None,
+    timeout: float | None,
+    repeat: int = 1,
+    plots: str | None = None,
 ) -> dict[str, Any]:
+    who = [c for c in (contenders or scenario.contenders)]
     with shared_by_runs(scenario.runner):
-        rows = [run_contender(scenario, c, timeout or scenario.timeout()) for c in contenders]
-    found: list[Target] = targets(scenario.name, rows, scenario.wall_target)
+        rows = [run_repeated(scenario, c, timeout or scenario.timeout(), repeat) for c in who]
+    found: list[Target] = targets(scenario, rows)
     print_scenario(scenario.title(), rows, found)
+    if plots:
+        import _goodput_plot
+
+        path = _goodput_plot.draw(scenario, rows, plots)
+        print(f"picture: {path}")
     return {
         "name": scenario.name,
         "title": scenario.title(),
@@ -182,7 +294,9 @@ def run_scenario(
 
 
 def _names(raw: str, known: dict[str, Any], what: str) -> list[str]:
-    names = [n.strip() for n in raw.split(",") if n.strip()]
+    names: list[str] = []
+    for name in (n.strip() for n in raw.split(",") if n.strip()):
+        names += GROUPS.get(name, [name]) if known is SCENARIOS else [name]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
@@ -197,14 +311,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenarios",
         type=lambda raw: _names(raw, SCENARIOS, "scenario"),
         default=list(SCENARIOS),
-        help=f"comma-separated, from {','.join(SCENARIOS)} (default all)",
+        help=f"comma-separated, from {','.join(SCENARIOS)} or the groups "
+        f"{','.join(GROUPS)} (default all)",
     )
     parser.add_argument(
         "--contenders",
         type=lambda raw: _names(raw, CONTENDERS, "contender"),
-        default=list(CONTENDERS),
-        help=f"comma-separated, from {','.join(CONTENDERS)} (default all)",
+        default=None,
+        help=f"comma-separated, from {','.join(CONTENDERS)} (default: the scenario's own)",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per contender; the run with the median wall time is reported",
+    )
+    parser.add_argument("--plots", metavar="DIR", help="draw each scenario to DIR/<name>.png")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds each")
     parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
     parser.add_argument(
@@ -215,6 +337,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.timeout is not None and not args.timeout > 0:
         parser.error("--timeout must be a number of seconds > 0")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     return args
 
 
@@ -238,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     table = QUICK if args.quick else SCENARIOS
     adaptive = bool(adaptive_off())
     _preamble(adaptive)
-    results = [run_scenario(table[n], args.contenders, args.timeout) for n in args.scenarios]
+    results = [
+        run_scenario(table[n], args.contenders, args.timeout, args.repeat, args.plots)
+        for n in args.scenarios
+    ]
     if args.json:
         out = {
             "machine": _report.machine(),
