@@ -269,3 +269,80 @@ def test_performance_page_documents_the_goodput_benchmark() -> None:
         assert re.search(rf"^\*\*{scenario}\*\*: ", section, re.M), scenario
     for label in LABELS:
         assert section.count(f"| {label} |") >= 6, label  # a row in every scenario's table
+
+
+def test_first_contact_and_noise_scenarios_are_the_issues(bench: ModuleType) -> None:
+    first = bench.FIRST_CONTACT
+    assert sorted((s.latency, s.calls) for s in first.values()) == sorted(
+        (latency, calls) for latency in (1.0, 5.0) for calls in (4, 10, 50, 200)
+    )
+    for s in first.values():
+        # No limit, the whole batch at once, a fresh client each (a worker process each).
+        assert s.rate is None and s.ideal() is None and s.concurrency == s.calls
+        assert (s.goal, s.wall_target) == ("off", 1.05 if s.calls <= 10 else 1.15)
+        assert s.contenders == ("websim", "websim-off")
+    n1, n2 = bench.NOISE["N1"], bench.NOISE["N2"]
+    assert (n1.rate, n1.noise, n1.calls, n1.concurrency) == (None, 0.3, 200, 50)
+    assert dict(n1.settings) == {"max_retries": 6} and n1.goal == "noise"
+    assert (n2.rate, n2.noise, n2.wall_target, n2.ideal()) == (10, 0.1, 1.3, 29.0)
+    assert bench.parse_args(["--scenarios", "noise,S1"]).scenarios == ["N1", "N2", "S1"]
+
+
+def _row(bench: ModuleType, contender: str, wall: float | None, failed: int = 0) -> Any:
+    from _goodput_report import Row
+
+    return Row(contender, 10, 10 - failed, failed, 10, 0, wall, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "websim", "off", "verdict"),
+    [
+        ("F1x10", 1.05, 1.0, "PASS"),  # at the bound
+        ("F1x10", 1.06, 1.0, "MISS"),
+        ("F1x50", 1.15, 1.0, "PASS"),
+        ("N1", 21.0, 10.0, "PASS"),  # 2 x 10 + 1
+        ("N1", 21.5, 10.0, "MISS"),
+    ],
+)
+def test_time_goals_against_the_control_off_run(
+    bench: ModuleType, name: str, websim: float, off: float, verdict: str
+) -> None:
+    from _goodput_report import targets
+
+    rows = [_row(bench, "websim", websim), _row(bench, "websim-off", off)]
+    found = [t for t in targets(bench.SCENARIOS[name], rows) if "wall" in t.name]
+    assert len(found) == 1 and ("PASS" if found[0].ok else "MISS") == verdict, found
+
+
+def test_a_run_with_failed_calls_meets_no_time_goal(bench: ModuleType) -> None:
+    from _goodput_report import targets
+
+    rows = [_row(bench, "websim", 1.0, failed=1), _row(bench, "websim-off", 1.0)]
+    assert [t.ok for t in targets(bench.SCENARIOS["F1x4"], rows)] == [False, True, False]
+
+
+def test_the_bucket_without_a_limit_takes_everything(
+    bench: ModuleType,
+) -> None:
+    from _bucket_server import Bucket, Limit
+
+    limitless = Bucket(Limit(rate=None, burst=0))
+    assert all(limitless.take(t / 1000) for t in range(1000))
+
+
+def test_the_picture_is_drawn_from_the_servers_record(bench: ModuleType, tmp_path: Path) -> None:
+    import _goodput_plot
+    from _goodput_report import Row
+
+    s1 = bench.SCENARIOS["S1"]
+    timeline = [(i / 10, 429 if i % 4 == 0 else 200) for i in range(100)]
+    rows = [Row("websim", 75, 75, 0, 100, 25, 10.0, 29.0, timeline=timeline)]
+    path = _goodput_plot.draw(s1, rows, str(tmp_path))
+    assert path == tmp_path / "S1.png"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    xs, rates = _goodput_plot.per_second([0.05, 0.15, 0.16], span=0.3, width=0.1)
+    assert rates == pytest.approx([10.0, 20.0, 0.0]) and xs == pytest.approx([0.05, 0.15, 0.25])
+    assert _goodput_plot.limit_line(bench.SCENARIOS["S4"], 30.0) == (
+        [0.0, 15.0, 15.0, 30.0],
+        [20, 20, 5.0, 5.0],
+    )
