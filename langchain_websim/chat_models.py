@@ -214,11 +214,15 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         """An approximate token count (langchain-core's ``count_tokens_approximately``).
 
         Websim publishes no tokenizer and reports no usage, so this is an estimate (about
-        four characters a token, a fixed cost per image); ``tools`` adds their schemas.
+        four characters a token, a fixed cost per image); ``tools`` (anything ``bind_tools``
+        takes) adds their schemas as the prompt protocol sends them.
         """
         from langchain_core.messages.utils import count_tokens_approximately
 
-        return count_tokens_approximately(messages, tools=list(tools) if tools else None)
+        from langchain_websim._prompt import convert_tools
+
+        schemas: list[Any] | None = convert_tools(tools) if tools else None
+        return count_tokens_approximately(messages, tools=schemas)
 
     def get_num_tokens(self, text: str) -> int:
         """An approximate token count for ``text``, by the same rule as
