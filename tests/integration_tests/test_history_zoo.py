@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    ToolMessage,
+)
 from langchain_core.outputs import ChatResult
 from pydantic import BaseModel, Field
 
@@ -293,6 +300,41 @@ ANTHROPIC_ZOO: dict[str, tuple[list[BaseMessage], list[dict[str, Any]]]] = {
             _wire_result("toolu_01"),
         ],
     ),
+    "anthropic-streamed-and-merged": (
+        [
+            # what `sum(model.stream(...))` gives: the merged chunks of a thinking tool call
+            AIMessageChunk(
+                [
+                    {"type": "thinking", "thinking": HIDDEN, "signature": HIDDEN, "index": 0},
+                    {"type": "text", "text": "Let me check.", "index": 1},
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_02",
+                        "name": "GetWeather",
+                        "input": {},
+                        "partial_json": '{"city": "Paris"}',
+                        "index": 2,
+                    },
+                ],
+                tool_call_chunks=[
+                    {
+                        "name": "GetWeather",
+                        "args": '{"city": "Paris"}',
+                        "id": "toolu_02",
+                        "index": 2,
+                        "type": "tool_call_chunk",
+                    }
+                ],
+                chunk_position="last",
+                response_metadata=ANTHROPIC_METADATA,
+            ),
+            _result("toolu_02"),
+        ],
+        [
+            {"role": "assistant", "content": f"Let me check.\n\n{ENVELOPE % 'toolu_02'}"},
+            _wire_result("toolu_02"),
+        ],
+    ),
     "anthropic-server-tools-and-citations": (
         [
             AIMessage(
@@ -470,6 +512,11 @@ OTHER_ZOO: dict[str, tuple[list[BaseMessage], list[dict[str, Any]]]] = {
         [_calls(OLLAMA_CALL_ID), _wire_result(OLLAMA_CALL_ID)],
     ),
 }
+
+OTHER_ZOO["chat-message-assistant-role"] = (
+    [ChatMessage([{"type": "reasoning", "reasoning": HIDDEN}, "Sunny."], role="assistant")],
+    [{"role": "assistant", "content": "Sunny."}],
+)
 
 ZOO = {**OPENAI_ZOO, **ANTHROPIC_ZOO, **OTHER_ZOO}
 
