@@ -70,5 +70,5 @@ IMAGE_PROFILE = ModelProfile(
 
 def profile_for(model: str) -> ModelProfile:
     """A fresh copy of the profile of the route ``model`` takes."""
-    profile = IMAGE_PROFILE if model.lower() in _wire.IMAGE_MODELS else CHAT_PROFILE
+    profile = IMAGE_PROFILE if _wire.is_image_model(model) else CHAT_PROFILE
     return ModelProfile(**profile)
