@@ -38,15 +38,15 @@ logger = logging.getLogger(__name__)
 
 # Standard block types that restate the message's tool calls, rendered from ``tool_calls``.
 _CALL_BLOCKS = frozenset({"tool_call", "tool_call_chunk", "invalid_tool_call"})
-# Hidden or provider-side blocks: dropped from replayed history.
-_DROPPED_BLOCKS = frozenset(
-    {"reasoning", "server_tool_call", "server_tool_call_chunk", "server_tool_result"}
-)
 _MEDIA_BLOCKS = frozenset({"image", "audio", "video", "file", "text-plain"})
 
 
 def assistant_text(message: BaseMessage) -> str:
     """The visible text of a past assistant turn, with media as placeholder lines."""
+    if isinstance(message.content, str):
+        # Text is all a string holds (reasoning and provider data live in metadata, which is
+        # never sent); the common case skips the block translation.
+        return message.content
     visible = message.text
     pieces: list[tuple[bool, str]] = []  # (is a line of its own, text)
     dropped: list[str] = []
@@ -61,6 +61,8 @@ def assistant_text(message: BaseMessage) -> str:
             if line is not None:
                 pieces.append((True, line))
         elif kind not in _CALL_BLOCKS:
+            # reasoning, server_tool_call(_chunk), server_tool_result, and non_standard
+            # provider blocks (redacted thinking, encrypted items...): never replayed
             dropped.append(_block_name(block))
     if dropped:
         logger.debug("a past %s turn is replayed without its %s blocks", message.type, dropped)
