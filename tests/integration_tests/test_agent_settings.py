@@ -311,3 +311,29 @@ def test_tool_messages_are_counted_too(llm: ChatWebsim) -> None:
     assert llm.get_num_tokens_from_messages([*base, call, result]) > (
         llm.get_num_tokens_from_messages(base)
     )
+
+
+class Trip(BaseModel):
+    """Plan a trip."""
+
+    city: str
+    stay: GetWeather = Field(description="The weather lookup for the stay")
+
+
+def test_strict_closes_nested_objects_and_leaves_the_callers_schema_alone(
+    llm: ChatWebsim, emulator: WebsimEmulator
+) -> None:
+    schema = Trip.model_json_schema()
+    before = repr(schema)
+    nested_extra = (
+        '{"tool_calls": [{"name": "Trip", "arguments": '
+        '{"city": "Oslo", "stay": {"city": "Oslo", "nights": 2}}}]}'
+    )
+    _reply(emulator, nested_extra)
+    strict = llm.bind_tools([schema], strict=True).invoke("Plan Oslo")
+    (bad,) = strict.invalid_tool_calls
+    assert "nights" in str(bad["error"])
+    assert repr(schema) == before  # closed on a copy
+    _reply(emulator, nested_extra)
+    lenient = llm.bind_tools([schema]).invoke("Plan Oslo")
+    assert lenient.tool_calls[0]["args"]["stay"] == {"city": "Oslo", "nights": 2}

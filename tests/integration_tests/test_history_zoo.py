@@ -680,3 +680,18 @@ async def test_a_fallback_takes_over_an_openai_responses_history_async(
     assert answer.text == "Echo: Thanks. And tomorrow?"
     (request,) = emulator.requests_for("chat")
     assert request.body["messages"][1:3] == wire
+
+
+def test_model_fallback_middleware_hands_a_thread_with_reasoning_to_chat_websim(
+    llm: ChatWebsim, emulator: WebsimEmulator
+) -> None:
+    from langchain.agents import create_agent
+    from langchain.agents.middleware import ModelFallbackMiddleware
+
+    turns, wire = OPENAI_ZOO["openai-responses-v0"]
+    agent = create_agent(_Overloaded(), tools=[], middleware=[ModelFallbackMiddleware(llm)])
+    result = agent.invoke({"messages": [FIRST, *turns, LAST]})
+    assert result["messages"][-1].text == "Echo: Thanks. And tomorrow?"
+    (request,) = emulator.requests_for("chat")
+    assert request.body["messages"][1:3] == wire
+    assert HIDDEN not in request.raw.decode()
