@@ -40,218 +40,22 @@ import logging
 import math
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from langchain_websim._rate_endpoint import (
+    Bucket,
+    Cut,
+    EndpointRateState,
+    EndpointState,
+    Pause,
+    Series,
+    Window,
+)
 from langchain_websim._rate_tuning import DEFAULT_TUNING, Phase, RateTuning
 
 logger = logging.getLogger("langchain_websim")
 
 __all__ = ["EndpointRateState", "Pause", "Phase", "RateController", "RateTuning"]
-
-_EPS = 1e-9  # float slack for a waker that arrives exactly at its slot
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointRateState:
-    """A snapshot of what the controller knows about one endpoint.
-
-    Attributes:
-        rate: requests per second currently allowed; ``None`` while nothing has been learned
-            (no 429 seen yet, or the 429s seen were noise that slowing down does not help).
-        rate_limited: 429 answers seen on this endpoint.
-        waited: total seconds requests reported waiting for the controller.
-        paused_until: clock time until which a ``Retry-After`` pause holds, else ``None``.
-        phase: slow start, unpaced, paced or paused.
-        noise: the share of requests refused whatever our pace, once that has been noticed.
-    """
-
-    rate: float | None
-    rate_limited: int
-    waited: float
-    paused_until: float | None
-    phase: Phase = Phase.SLOW_START
-    noise: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    """A ``Retry-After`` pause, on the controller's clock."""
-
-    asked_at: float
-    """When the answer that asked for it came."""
-    asked: float
-    """Seconds the service asked for."""
-    until: float
-    """When it ends: ``asked_at + min(asked, max_pause)``."""
-
-
-@dataclass(slots=True)
-class _Bucket:
-    """Paced sending: a token bucket refilled at ``rate``."""
-
-    rate: float
-    tokens: float  # slots available at ``updated``
-    updated: float
-
-    def refill(self, now: float, burst: float) -> None:
-        if now > self.updated:
-            self.tokens = min(burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-
-    def wait(self, now: float, burst: float) -> float:
-        """Seconds until a slot is free (0.0: now); tokens keep accruing meanwhile."""
-        self.refill(now, burst)
-        if self.tokens >= 1.0 - _EPS:
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
-
-
-@dataclass(slots=True)
-class _SlowStart:
-    """Before the first 429: the budget of sends, growing in time and with successes."""
-
-    started: float = math.nan  # the first send
-    sent: int = 0
-    successes: int = 0
-
-    def wait(self, now: float, tune: RateTuning) -> float:
-        """Seconds until the budget has room for one more send (0.0: now)."""
-        if math.isnan(self.started):
-            self.started = now
-        needed = self.sent + 1 - tune.success_credit * self.successes
-        if needed <= tune.initial_window:
-            return 0.0
-        at = self.started + tune.window_doubling * math.log2(needed / tune.initial_window)
-        return max(0.0, at - now)
-
-    def budget(self, now: float, tune: RateTuning) -> float:
-        grown: float = 2.0 ** min(64.0, (now - self.started) / tune.window_doubling)
-        return tune.initial_window * grown + tune.success_credit * self.successes
-
-
-@dataclass(slots=True)
-class _Window:
-    """A run of consecutive answers: how fast they came, and the share of 429s among them."""
-
-    opened: float
-    closed: float = math.nan
-    answered: int = 0
-    refused: int = 0
-
-    def add(self, now: float, *, refused: bool) -> None:
-        self.answered += 1
-        self.refused += refused
-        self.closed = now
-
-    @property
-    def pace(self) -> float:
-        """Answers per second: while callers queue, the pace we sent at."""
-        return self.answered / max(self.closed - self.opened, _EPS)
-
-    @property
-    def share(self) -> float:
-        return self.refused / self.answered
-
-
-@dataclass(slots=True)
-class _Answers:
-    """What the service answered lately: times of successes and 429s, and running counts."""
-
-    successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
-    refusals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
-    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=256))  # True: a 429
-    answered: int = 0
-    refused: int = 0
-    times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
-
-    def add(self, now: float, *, refused: bool) -> None:
-        (self.refusals if refused else self.successes).append(now)
-        self.recent.append(refused)
-        self.times.append(now)
-        self.answered += 1
-        self.refused += refused
-
-    def last(self, count: int) -> _Window | None:
-        """The last ``count`` answers as a window, or None with fewer than two."""
-        times = list(self.times)[-count:]
-        if len(times) < 2:
-            return None
-        tail = list(self.recent)[-len(times) :]
-        return _Window(times[0], times[-1], len(tail), sum(tail))
-
-    def share(self, last: int) -> float:
-        """The share of 429s among the last ``last`` answers (0.0 with none)."""
-        tail = list(self.recent)[-last:]
-        return sum(tail) / len(tail) if tail else 0.0
-
-    def rates(self, now: float, window: float, span: float) -> tuple[float, float]:
-        """Per second over ``window`` (counted over ``span``): (accepted, all answers)."""
-        accepted = sum(1 for t in self.successes if t > now - window)
-        refused = sum(1 for t in self.refusals if t > now - window)
-        return accepted / span, (accepted + refused) / span
-
-
-@dataclass(frozen=True, slots=True)
-class _Cut:
-    """The last cut: when, and until when 429s belong to the same overshoot."""
-
-    at: float
-    hold_until: float
-
-
-@dataclass(slots=True)
-class _Series:
-    """Cuts in a row, judged as one: the answers just before the first, and those after its
-    hold-off (whatever cuts followed).  Slowing down must lower the share of 429s."""
-
-    rate_before: float
-    hold_until: float
-    before: _Window | None
-    after: _Window | None = None
-
-    def add(self, now: float, *, refused: bool) -> None:
-        if now < self.hold_until:
-            return  # answers to requests sent before the cut, mostly
-        if self.after is None:
-            self.after = _Window(opened=now)
-        self.after.add(now, refused=refused)
-
-
-@dataclass(slots=True)
-class _Endpoint:
-    """Everything the controller knows about one endpoint."""
-
-    created: float
-    phase: Phase = Phase.SLOW_START  # never PAUSED: a pause is kept apart, in ``pause``
-    slow_start: _SlowStart = field(default_factory=_SlowStart)
-    bucket: _Bucket | None = None  # while paced
-    answers: _Answers = field(default_factory=_Answers)
-    cut: _Cut | None = None
-    series: _Series | None = None  # the cuts being judged
-    pause: Pause | None = None
-    noise: float | None = None  # the share of 429s that comes whatever our pace
-    relearning: bool = False  # the rate is a guess: double it while queued until a 429
-    demand_at: float = -math.inf  # last time a caller had to wait for a slot
-    grown_at: float = -math.inf
-    last_success: float = -math.inf
-    last_refusal: float = -math.inf
-    rate_limited: int = 0
-    waited: float = 0.0
-    logged_rate: float = 0.0
-    peak: float = 0.0  # highest paced rate a cut came from, fading with peak_decay ...
-    peak_at: float = 0.0  # ... since this clock time
-
-    @property
-    def rate(self) -> float | None:
-        return None if self.bucket is None else self.bucket.rate
-
-    def paused(self, now: float) -> bool:
-        return self.pause is not None and self.pause.until > now
-
-    def current_phase(self, now: float) -> Phase:
-        return Phase.PAUSED if self.paused(now) else self.phase
 
 
 class RateController:
@@ -280,7 +84,7 @@ class RateController:
         self.tuning = tuning
         self.max_pause = float(max_pause)
         self._lock = threading.Lock()
-        self._endpoints: dict[str, _Endpoint] = {}
+        self._endpoints: dict[str, EndpointState] = {}
 
     # ------------------------------------------------------------------ slots
 
@@ -410,17 +214,17 @@ class RateController:
 
     # ------------------------------------------------------------ the phases
 
-    def _state(self, endpoint: str, now: float) -> _Endpoint:
+    def _state(self, endpoint: str, now: float) -> EndpointState:
         st = self._endpoints.get(endpoint)
         if st is None:
             if not isinstance(endpoint, str):
                 raise TypeError(f"endpoint must be a str, got {type(endpoint).__name__}")
             if not endpoint:
                 raise ValueError("endpoint must be a non-empty str")
-            st = self._endpoints[endpoint] = _Endpoint(created=now, grown_at=now)
+            st = self._endpoints[endpoint] = EndpointState(created=now, grown_at=now)
         return st
 
-    def _slot_wait(self, st: _Endpoint, now: float) -> float:
+    def _slot_wait(self, st: EndpointState, now: float) -> float:
         """Seconds until the phase allows the next send (0.0: now)."""
         if st.phase is Phase.SLOW_START:
             if st.slow_start.sent and st.slow_start.budget(now, self.tuning) >= (
@@ -434,17 +238,17 @@ class RateController:
             return st.bucket.wait(now, self.tuning.burst)
         return 0.0
 
-    def _take(self, st: _Endpoint, now: float) -> None:
+    def _take(self, st: EndpointState, now: float) -> None:
         if st.phase is Phase.SLOW_START:
             st.slow_start.sent += 1
         elif st.bucket is not None and st.phase is Phase.PACED:
             st.bucket.tokens -= 1.0
 
-    def _queued(self, st: _Endpoint, now: float) -> bool:
+    def _queued(self, st: EndpointState, now: float) -> bool:
         rate = st.rate or self.tuning.max_rate
         return now - st.demand_at <= self.tuning.demand_slots / rate
 
-    def _start_pause(self, st: _Endpoint, now: float, retry_after: float) -> None:
+    def _start_pause(self, st: EndpointState, now: float, retry_after: float) -> None:
         # A ceiling: one answer (Retry-After: 1e308, a date in year 9999) must not shut the
         # endpoint for the life of the process.  After it, calls are sent again, and a new
         # Retry-After starts a new pause.
@@ -452,12 +256,12 @@ class RateController:
         if st.pause is None or not st.paused(now) or until > st.pause.until:
             st.pause = Pause(asked_at=now, asked=retry_after, until=until)
 
-    def _answered(self, st: _Endpoint, now: float, *, refused: bool) -> None:
+    def _answered(self, st: EndpointState, now: float, *, refused: bool) -> None:
         st.answers.add(now, refused=refused)
         if st.series is not None:
             st.series.add(now, refused=refused)
 
-    def _on_refusal(self, st: _Endpoint, endpoint: str, now: float) -> tuple[int, str | None]:
+    def _on_refusal(self, st: EndpointState, endpoint: str, now: float) -> tuple[int, str | None]:
         """What a 429 does to the rate: a cut, nothing (hold-off, noise), or the verdict that
         the 429s are noise.  Returns the log level and line."""
         if st.phase is Phase.PACED:
@@ -472,7 +276,7 @@ class RateController:
                 return logging.INFO, None  # as many 429s as the noise brings anyway
         return logging.INFO, self._cut(st, endpoint, now)
 
-    def _verdict(self, st: _Endpoint) -> _Window | None:
+    def _verdict(self, st: EndpointState) -> Window | None:
         """The cuts since the series began, once enough answers came after them: the
         window after them if they did not lower the share of 429s although we slowed down
         clearly (noise: a limit refuses less when asked less), an empty window if they did;
@@ -483,17 +287,17 @@ class RateController:
             return None
         after, before = series.after, series.before
         if st.noise is not None or before is None or st.bucket is None:
-            return _Window(opened=after.opened)
+            return Window(opened=after.opened)
         slowed = after.pace <= tune.noise_slowdown * before.pace
         kept = after.share >= max(tune.min_noise, tune.noise_keep * before.share)
         noise = slowed and kept and after.share <= tune.max_noise
-        return after if noise else _Window(opened=after.opened)
+        return after if noise else Window(opened=after.opened)
 
-    def _above_noise(self, st: _Endpoint) -> bool:
+    def _above_noise(self, st: EndpointState) -> bool:
         assert st.noise is not None
         return st.answers.share(self.tuning.judge_answers) > st.noise + self.tuning.noise_margin
 
-    def _call_it_noise(self, st: _Endpoint, endpoint: str, now: float, after: _Window) -> str:
+    def _call_it_noise(self, st: EndpointState, endpoint: str, now: float, after: Window) -> str:
         """Slowing down did not lower the share of 429s: they come whatever our pace.
         Stop cutting for them and go back up."""
         assert st.bucket is not None
@@ -510,7 +314,7 @@ class RateController:
             "without slowing down"
         )
 
-    def _cut(self, st: _Endpoint, endpoint: str, now: float) -> str:
+    def _cut(self, st: EndpointState, endpoint: str, now: float) -> str:
         """Drop the rate to what the service accepted recently, by at least 1 - cut_keep."""
         tune = self.tuning
         before_phase = st.phase
@@ -543,10 +347,10 @@ class RateController:
         # The service's bucket is empty now: no back-to-back burst until a slot accrues.
         st.bucket.tokens = min(st.bucket.tokens, 0.0)
         hold_until = now + max(tune.hold_off, tune.hold_off_slots / st.bucket.rate)
-        st.cut = _Cut(at=now, hold_until=hold_until)
+        st.cut = Cut(at=now, hold_until=hold_until)
         if st.series is None and before_phase is Phase.PACED:
             before_window = st.answers.last(tune.judge_answers)
-            st.series = _Series(before, hold_until, before_window)
+            st.series = Series(before, hold_until, before_window)
         old = "no pacing" if before_phase is not Phase.PACED else f"{before:.2f}/s"
         return (
             f"Websim {endpoint}: the service is limiting our rate ({why}); pace "
@@ -554,7 +358,7 @@ class RateController:
             f"rate_limit_deadline, {self.max_pause:g} s) instead of failing"
         )
 
-    def _grow(self, st: _Endpoint, endpoint: str, now: float) -> str | None:
+    def _grow(self, st: EndpointState, endpoint: str, now: float) -> str | None:
         """Probe upward after one more success while queued; a log line per 25 % moved."""
         tune = self.tuning
         assert st.bucket is not None
@@ -580,7 +384,7 @@ class RateController:
         st.logged_rate = new
         return f"Websim {endpoint}: pace {before:.2f}/s -> {new:.2f}/s (probing upward)"
 
-    def _probe_gain(self, st: _Endpoint, now: float) -> float:
+    def _probe_gain(self, st: EndpointState, now: float) -> float:
         """Relative growth per second: slow right after a cut, faster the longer none came."""
         tune = self.tuning
         quiet = now - (st.cut.at if st.cut else st.created)
@@ -593,18 +397,18 @@ class RateController:
             gain = max(gain, tune.recover_gain)
         return gain
 
-    def _set_rate(self, st: _Endpoint, now: float, rate: float) -> None:
+    def _set_rate(self, st: EndpointState, now: float, rate: float) -> None:
         tune = self.tuning
         rate = min(tune.max_rate, max(tune.min_rate, rate))
         if st.bucket is None:
-            st.bucket = _Bucket(rate=rate, tokens=0.0, updated=now)
+            st.bucket = Bucket(rate=rate, tokens=0.0, updated=now)
             st.logged_rate = rate
         else:
             st.bucket.refill(now, tune.burst)  # tokens so far accrued at the old rate
             st.bucket.rate = rate
         st.phase = Phase.PACED
 
-    def _recent_peak(self, st: _Endpoint, now: float) -> float:
+    def _recent_peak(self, st: EndpointState, now: float) -> float:
         return st.peak * math.exp(-(now - st.peak_at) / self.tuning.peak_decay)
 
 

@@ -1,0 +1,230 @@
+"""What the rate controller knows about one endpoint: its phase, its token bucket, the slow
+start's budget, the answers it has seen (rates, shares of 429s, windows), the last cut and
+the cuts being judged, and a ``Retry-After`` pause.
+
+Plain records with the small arithmetic that belongs to each; every decision (when to cut,
+by how much, what is noise) is the controller's, in ``_rate``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from langchain_websim._rate_tuning import Phase, RateTuning
+
+__all__ = [
+    "Answers",
+    "Bucket",
+    "Cut",
+    "EndpointRateState",
+    "EndpointState",
+    "Pause",
+    "Series",
+    "SlowStart",
+    "Window",
+]
+
+EPS = 1e-9  # float slack for a waker that arrives exactly at its slot
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRateState:
+    """A snapshot of what the controller knows about one endpoint.
+
+    Attributes:
+        rate: requests per second currently allowed; ``None`` while nothing has been learned
+            (no 429 seen yet, or the 429s seen were noise that slowing down does not help).
+        rate_limited: 429 answers seen on this endpoint.
+        waited: total seconds requests reported waiting for the controller.
+        paused_until: clock time until which a ``Retry-After`` pause holds, else ``None``.
+        phase: slow start, unpaced, paced or paused.
+        noise: the share of requests refused whatever our pace, once that has been noticed.
+    """
+
+    rate: float | None
+    rate_limited: int
+    waited: float
+    paused_until: float | None
+    phase: Phase = Phase.SLOW_START
+    noise: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A ``Retry-After`` pause, on the controller's clock."""
+
+    asked_at: float
+    """When the answer that asked for it came."""
+    asked: float
+    """Seconds the service asked for."""
+    until: float
+    """When it ends: ``asked_at + min(asked, max_pause)``."""
+
+
+@dataclass(slots=True)
+class Bucket:
+    """Paced sending: a token bucket refilled at ``rate``."""
+
+    rate: float
+    tokens: float  # slots available at ``updated``
+    updated: float
+
+    def refill(self, now: float, burst: float) -> None:
+        if now > self.updated:
+            self.tokens = min(burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+
+    def wait(self, now: float, burst: float) -> float:
+        """Seconds until a slot is free (0.0: now); tokens keep accruing meanwhile."""
+        self.refill(now, burst)
+        if self.tokens >= 1.0 - EPS:
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+@dataclass(slots=True)
+class SlowStart:
+    """Before the first 429: the budget of sends, growing in time and with successes."""
+
+    started: float = math.nan  # the first send
+    sent: int = 0
+    successes: int = 0
+
+    def wait(self, now: float, tune: RateTuning) -> float:
+        """Seconds until the budget has room for one more send (0.0: now)."""
+        if math.isnan(self.started):
+            self.started = now
+        needed = self.sent + 1 - tune.success_credit * self.successes
+        if needed <= tune.initial_window:
+            return 0.0
+        at = self.started + tune.window_doubling * math.log2(needed / tune.initial_window)
+        return max(0.0, at - now)
+
+    def budget(self, now: float, tune: RateTuning) -> float:
+        grown: float = 2.0 ** min(64.0, (now - self.started) / tune.window_doubling)
+        return tune.initial_window * grown + tune.success_credit * self.successes
+
+
+@dataclass(slots=True)
+class Window:
+    """A run of consecutive answers: how fast they came, and the share of 429s among them."""
+
+    opened: float
+    closed: float = math.nan
+    answered: int = 0
+    refused: int = 0
+
+    def add(self, now: float, *, refused: bool) -> None:
+        self.answered += 1
+        self.refused += refused
+        self.closed = now
+
+    @property
+    def pace(self) -> float:
+        """Answers per second: while callers queue, the pace we sent at."""
+        return self.answered / max(self.closed - self.opened, EPS)
+
+    @property
+    def share(self) -> float:
+        return self.refused / self.answered
+
+
+@dataclass(slots=True)
+class Answers:
+    """What the service answered lately: times of successes and 429s, and running counts."""
+
+    successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    refusals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=256))  # True: a 429
+    answered: int = 0
+    refused: int = 0
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+
+    def add(self, now: float, *, refused: bool) -> None:
+        (self.refusals if refused else self.successes).append(now)
+        self.recent.append(refused)
+        self.times.append(now)
+        self.answered += 1
+        self.refused += refused
+
+    def last(self, count: int) -> Window | None:
+        """The last ``count`` answers as a window, or None with fewer than two."""
+        times = list(self.times)[-count:]
+        if len(times) < 2:
+            return None
+        tail = list(self.recent)[-len(times) :]
+        return Window(times[0], times[-1], len(tail), sum(tail))
+
+    def share(self, last: int) -> float:
+        """The share of 429s among the last ``last`` answers (0.0 with none)."""
+        tail = list(self.recent)[-last:]
+        return sum(tail) / len(tail) if tail else 0.0
+
+    def rates(self, now: float, window: float, span: float) -> tuple[float, float]:
+        """Per second over ``window`` (counted over ``span``): (accepted, all answers)."""
+        accepted = sum(1 for t in self.successes if t > now - window)
+        refused = sum(1 for t in self.refusals if t > now - window)
+        return accepted / span, (accepted + refused) / span
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """The last cut: when, and until when 429s belong to the same overshoot."""
+
+    at: float
+    hold_until: float
+
+
+@dataclass(slots=True)
+class Series:
+    """Cuts in a row, judged as one: the answers just before the first, and those after its
+    hold-off (whatever cuts followed).  Slowing down must lower the share of 429s."""
+
+    rate_before: float
+    hold_until: float
+    before: Window | None
+    after: Window | None = None
+
+    def add(self, now: float, *, refused: bool) -> None:
+        if now < self.hold_until:
+            return  # answers to requests sent before the cut, mostly
+        if self.after is None:
+            self.after = Window(opened=now)
+        self.after.add(now, refused=refused)
+
+
+@dataclass(slots=True)
+class EndpointState:
+    """Everything the controller knows about one endpoint."""
+
+    created: float
+    phase: Phase = Phase.SLOW_START  # never PAUSED: a pause is kept apart, in ``pause``
+    slow_start: SlowStart = field(default_factory=SlowStart)
+    bucket: Bucket | None = None  # while paced
+    answers: Answers = field(default_factory=Answers)
+    cut: Cut | None = None
+    series: Series | None = None  # the cuts being judged
+    pause: Pause | None = None
+    noise: float | None = None  # the share of 429s that comes whatever our pace
+    relearning: bool = False  # the rate is a guess: double it while queued until a 429
+    demand_at: float = -math.inf  # last time a caller had to wait for a slot
+    grown_at: float = -math.inf
+    last_success: float = -math.inf
+    last_refusal: float = -math.inf
+    rate_limited: int = 0
+    waited: float = 0.0
+    logged_rate: float = 0.0
+    peak: float = 0.0  # highest paced rate a cut came from, fading with peak_decay ...
+    peak_at: float = 0.0  # ... since this clock time
+
+    @property
+    def rate(self) -> float | None:
+        return None if self.bucket is None else self.bucket.rate
+
+    def paused(self, now: float) -> bool:
+        return self.pause is not None and self.pause.until > now
+
+    def current_phase(self, now: float) -> Phase:
+        return Phase.PAUSED if self.paused(now) else self.phase
