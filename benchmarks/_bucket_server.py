@@ -93,8 +93,8 @@ class Stats:
     first: float | None = None
     last: float | None = None
     by_path: dict[str, int] = field(default_factory=dict)
-    timeline: list[tuple[float, int]] = field(default_factory=list)
-    """(seconds after the first request, status) of every request, in arrival order."""
+    timeline: list[tuple[float, int, float]] = field(default_factory=list)
+    """(arrived, status, answered) of every request, in seconds after the first request."""
 
 
 def make_handler(limit: Limit, stats: Stats) -> Any:
@@ -116,14 +116,16 @@ def make_handler(limit: Limit, stats: Stats) -> Any:
         stats.last = now
         # Noise is drawn first and takes no token: it does not depend on anyone's pace.
         refused = (limit.noise and noise.random() < limit.noise) or not bucket.take(now)
-        stats.timeline.append((now - stats.first, 429 if refused else 200))
+        arrived = now - stats.first
         if refused:
             stats.limited += 1
+            stats.timeline.append((arrived, 429, arrived))
             return web.Response(
                 status=429, body=_LIMITED_BODY, content_type="application/json", headers=headers
             )
         if limit.latency:
             await asyncio.sleep(limit.latency)
+        stats.timeline.append((arrived, 200, time.monotonic() - stats.first))
         return web.Response(body=body, content_type="application/json")
 
     return handle

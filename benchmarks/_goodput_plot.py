@@ -1,9 +1,10 @@
 """The goodput benchmark's pictures: per scenario, what each contender sent and got, over time.
 
 One PNG per scenario, one panel per contender, from the server's own record of every
-request (its arrival time and status): requests per second as the server received them,
-the 200s among them, each 429 marked, and the server's limit as a line.  matplotlib is the
-benchmark extra's; it is imported only when pictures are asked for.
+request (when it arrived, its status, when it was answered): requests per second as the
+server received them, 200s per second as it answered them (a model's latency later), each
+429 marked, and the server's limit as a line.  matplotlib is the benchmark extra's; it is
+imported only when pictures are asked for.
 """
 
 from __future__ import annotations
@@ -51,17 +52,17 @@ def draw(scenario: Scenario, rows: list[Row], directory: str) -> Path:
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    span = max((t for r in rows for t, _ in r.timeline), default=1.0) or 1.0
+    span = max((done for r in rows for _, _, done in r.timeline), default=1.0) or 1.0
     width = max(0.01, span / BINS_PER_RUN)
     fig, axes = plt.subplots(len(rows), 1, figsize=(9, 2.4 * len(rows)), sharex=True, squeeze=False)
     for ax, row in zip(axes[:, 0], rows, strict=True):
-        sent = [t for t, _ in row.timeline]
-        accepted = [t for t, status in row.timeline if status == 200]
-        refused = [t for t, status in row.timeline if status == 429]
+        sent = [t for t, _, _ in row.timeline]
+        answered = [done for _, status, done in row.timeline if status == 200]
+        refused = [t for t, status, _ in row.timeline if status == 429]
         xs, sent_rate = per_second(sent, span, width)
-        _, ok_rate = per_second(accepted, span, width)
+        _, ok_rate = per_second(answered, span, width)
         ax.step(xs, sent_rate, where="mid", label="requests/s received", color="tab:blue")
-        ax.step(xs, ok_rate, where="mid", label="200s/s", color="tab:green")
+        ax.step(xs, ok_rate, where="mid", label="200s/s answered", color="tab:green")
         line = limit_line(scenario, span)
         if line is not None:
             ax.plot(*line, linestyle="--", color="black", label="server limit")

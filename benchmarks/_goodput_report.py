@@ -33,8 +33,9 @@ class Row:
     rate_waits: list[float] = field(default_factory=list)
     by_route: dict[str, int] = field(default_factory=dict)
     """Requests the server saw on each path."""
-    timeline: list[tuple[float, int]] = field(default_factory=list)
-    """(seconds after the first request, status) of every request the server saw."""
+    timeline: list[tuple[float, int, float]] = field(default_factory=list)
+    """(arrived, status, answered) of every request the server saw, in seconds after the
+    first one."""
     walls: list[float | None] = field(default_factory=list)
     """Every run's wall time when the contender ran more than once (this row is the median)."""
 

@@ -242,7 +242,7 @@ def run_contender(scenario: Scenario, contender: str, timeout: float) -> Row:
         ideal=scenario.ideal(),
         errors={timed_out: scenario.total_calls},
         by_route=stats["by_path"],
-        timeline=[(float(t), int(status)) for t, status in stats["timeline"]],
+        timeline=[(float(t), int(status), float(done)) for t, status, done in stats["timeline"]],
     )
     if fleet is None:
         return row

@@ -335,7 +335,7 @@ def test_the_picture_is_drawn_from_the_servers_record(bench: ModuleType, tmp_pat
     from _goodput_report import Row
 
     s1 = bench.SCENARIOS["S1"]
-    timeline = [(i / 10, 429 if i % 4 == 0 else 200) for i in range(100)]
+    timeline = [(i / 10, 429 if i % 4 == 0 else 200, i / 10 + 0.05) for i in range(100)]
     rows = [Row("websim", 75, 75, 0, 100, 25, 10.0, 29.0, timeline=timeline)]
     path = _goodput_plot.draw(s1, rows, str(tmp_path))
     assert path == tmp_path / "S1.png"
