@@ -147,3 +147,27 @@ def report(
             f"{cpu_med(f'sync {p}') / cpu_med(f'async {p}'):.3f}"
         )
     return verdicts
+
+
+def fresh_report(config: Any, times: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+    """``--fresh``: a new client (ChatWebsim) or session (the floor) per round, side by side."""
+    print(machine())
+    print(
+        f"{config.calls} calls, {config.concurrency} concurrent, a new client per round; "
+        f"median (min-max) of {config.rounds} interleaved round(s)\n"
+    )
+    for p in PROTOCOLS:
+        websim, floor = times[f"fresh websim {p}"], times[f"fresh floor {p}"]
+        wall = statistics.median(websim) / statistics.median(floor)
+        busy = statistics.median(cpu[f"fresh websim {p}"]) / statistics.median(
+            cpu[f"fresh floor {p}"]
+        )
+        warm = statistics.median(times[f"websim {p}"]) / statistics.median(times[f"floor {p}"])
+        warm_cpu = statistics.median(cpu[f"websim {p}"]) / statistics.median(cpu[f"floor {p}"])
+        print(f"{p}: ChatWebsim {_cell(websim)}, floor {_cell(floor)}")
+        verdict = "PASS" if wall <= 1.05 else "MISS"
+        print(f"  {verdict}  [6] ChatWebsim / floor = {wall:.3f} (target <= 1.05); CPU {busy:.3f}")
+        print(
+            f"  the same with one warmed client and session for every round: {warm:.3f}; "
+            f"CPU {warm_cpu:.3f}"
+        )

@@ -119,8 +119,9 @@ def build(server: Server, protocol: str) -> Contenders:
 Samples = dict[str, list[float]]
 
 
-def run(config: Config, server: Server) -> tuple[Samples, Samples]:
-    """Wall-clock and client-CPU seconds per round for every figure (``"websim HTTP"``...)."""
+def run(config: Config, server: Server, only: tuple[str, ...] = ("",)) -> tuple[Samples, Samples]:
+    """Wall-clock and client-CPU seconds per round for every figure (``"websim HTTP"``...);
+    ``only``: just the figures whose key starts with one of these."""
     wall: Samples = {}
     cpu: Samples = {}
     fixed = c.FixedChatModel()
@@ -153,6 +154,7 @@ def run(config: Config, server: Server) -> tuple[Samples, Samples]:
                 (f"fresh websim {p}", fresh(k.fresh_websim)),
                 (f"fresh floor {p}", fresh(k.fresh_floor)),
             ]
+        jobs = [(key, job) for key, job in jobs if key.startswith(only)]
         try:
             _warm_up(runner, config, fixed, contenders)
             for round_no in range(config.rounds):
@@ -199,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round")
     parser.add_argument("--profile", action="store_true", help="print pyinstrument profiles")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 1)")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="only ChatWebsim and the floor with a new client per round, side by side",
+    )
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -213,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds is not None:
         config = dataclasses.replace(config, rounds=args.rounds)
     with start_server() as server:
+        if args.fresh:
+            times, cpu = run(config, server, only=("fresh", "websim", "floor"))
+            _report.fresh_report(config, times, cpu)
+            return 0
         times, cpu = run(config, server)
         memory = {"calls": float(config.memory_calls)}
         memory.update(_probes.peak_memory(server.http_url, config.memory_calls))
