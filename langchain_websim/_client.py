@@ -181,14 +181,15 @@ class WebsimClient:
         """Send a request built (and validated) beforehand; used by the model and the tool."""
         project_id = cast(str, request.project_id)  # drawn or checked on construction
         if isinstance(request, ChatRequest):
-            chat = await self._send(request.endpoint, request.body(), _wire.parse_chat_response)
-            text = chat[0]
-            timing = chat[1].timing()
+            text, call = await self._send(
+                request.endpoint, request.body(), _wire.parse_chat_response
+            )
+            timing = call.timing()
             return WebsimChatResponse(
                 text, project_id, timing.attempts, timing.elapsed, timing.rate_wait
             )
-        image = await self._send(request.endpoint, request.body(), _wire.parse_image_response)
-        return WebsimImageResponse.for_request(request, image[0], image[1].timing(), self)
+        url, call = await self._send(request.endpoint, request.body(), _wire.parse_image_response)
+        return WebsimImageResponse.for_request(request, url, call.timing(), self)
 
     def chat(
         self,

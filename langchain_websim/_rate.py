@@ -19,14 +19,16 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   paced for longer than the ramp (a fraction of a second);
 * **unpaced**: the budget passed ``unpaced_window`` with no 429: no pacing at all (no lock,
   no bucket) until a 429 comes;
-* **paced**: a 429 cut the rate to what the service accepted recently (at least by
-  ``1 - cut_keep``; one overshoot cuts once); while callers are queued the rate probes
-  upward, faster the longer no 429 comes, and a rate crushed far below its recent peak
-  climbs back quickly.  Each cut is judged once ``judge_answers`` answers have come: if
-  the share of 429s did not fall, twice in a row, the 429s are noise that does not depend
-  on our pace (a limit shared with others, upstream trouble): the rate goes back to where
-  the cutting began, and later 429s cut only when their share rises clearly above the
-  noise's;
+* **paced**: the first 429 leaves the slow start with a guess (half of what was accepted
+  so far, a burst included), doubled while callers queue until the next 429 measures the
+  limit at a steady pace.  Then a 429 cuts the rate to what the service accepted recently
+  (at least by ``1 - cut_keep``; one overshoot cuts once); while callers are queued the
+  rate probes upward, faster the longer no 429 comes, and a rate crushed far below its
+  recent peak climbs back quickly.  A series of cuts is judged on the ``judge_answers``
+  answers after the first one's hold-off: if we slowed down clearly and the share of 429s
+  did not fall, the 429s are noise that does not depend on our pace (a limit shared with
+  others, upstream trouble): the rate goes back up, and later 429s cut only when their
+  share rises clearly above the noise's;
 * **paused**: a ``Retry-After`` holds every request to the endpoint until it passes (for
   at most ``max_pause`` seconds, the client's ``rate_limit_deadline``).
 
