@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
 import re
 import sys
 import tempfile
@@ -85,7 +86,11 @@ def image_file_name(url: str, data: bytes, number: int) -> str:
 
 
 def image_input(value: str) -> str:
-    """``--image-input``: a URL as given, or a local image file turned into a data URL."""
+    """``--image-input``: a URL as given, or a local image file turned into a data URL.
+
+    A file is judged by its size and first bytes before it is read: a video picked by
+    mistake is refused at once, not read whole into memory first.
+    """
     if value.strip().lower().startswith(_URL_SCHEMES):
         return value  # checked with the other image options
     path = Path(value).expanduser()
@@ -93,10 +98,19 @@ def image_input(value: str) -> str:
         raise ValueError(
             f"--image-input {value!r} is neither an http(s) or data: URL nor an image file"
         )
-    data = path.read_bytes()
-    kind = image_type(data[:16])
-    if kind is None:
-        raise ValueError(f"--image-input {value!r} is not a PNG, JPEG, GIF or WebP file")
+    limit = f"{MAX_DOWNLOAD_BYTES // (1024 * 1024)} MiB"
+    try:
+        with path.open("rb") as file:
+            kind = image_type(file.read(16))
+            if kind is None:
+                raise ValueError(f"--image-input {value!r} is not a PNG, JPEG, GIF or WebP file")
+            if os.fstat(file.fileno()).st_size > MAX_DOWNLOAD_BYTES:
+                raise ValueError(f"--image-input {value!r} is larger than {limit}")
+            file.seek(0)
+            # One byte past the limit: a file that grew since it was measured is caught too.
+            data = file.read(MAX_DOWNLOAD_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"cannot read --image-input {value!r}: {exc.strerror or exc}") from None
     if len(data) > MAX_DOWNLOAD_BYTES:
-        raise ValueError(f"--image-input {value!r} is larger than 20 MiB")
+        raise ValueError(f"--image-input {value!r} is larger than {limit}")
     return f"data:{kind[1]};base64,{base64.b64encode(data).decode('ascii')}"

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from langchain_websim import WebsimClient, WebsimConnectionError, __version__
 from langchain_websim._client import _SHARED
+from langchain_websim.cli import main
 from langchain_websim.testing import WebsimEmulator, agent_responder
 from tests.integration_tests.cli_run import run
 from tests.png import read_png
@@ -114,6 +117,33 @@ def test_image_input_refuses_a_file_that_is_not_an_image(tmp_path: Path) -> None
     done = run("image", "--emulator", "--image-input", str(tmp_path / "notes.txt"), "x")
     assert done.returncode == 2
     assert done.stderr.startswith("websim: --image-input ") and "not a PNG, JPEG" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("head", "needle"),
+    [(b"\x89PNG\r\n\x1a\n", "is larger than 20 MiB"), (b"\x00\x00\x00\x18ftypmp42", "not a PNG")],
+    ids=["png-too-large", "video"],
+)
+def test_image_input_judges_a_large_file_before_reading_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], head: bytes, needle: str
+) -> None:
+    big = tmp_path / "clip.bin"
+    with big.open("wb") as file:  # sparse: 64 MiB on paper, nothing on disk
+        file.write(head)
+        file.truncate(64 * 1024 * 1024)
+    logger = logging.getLogger("langchain_websim")
+    handlers, level = logger.handlers[:], logger.level
+    tracemalloc.start()
+    try:
+        code = main(["image", "--emulator", "--image-input", str(big), "x"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        logger.handlers[:] = handlers  # main() adds its stderr handler for the command
+        logger.setLevel(level)
+    assert code == 2
+    assert needle in capsys.readouterr().err
+    assert peak < 4 * 1024 * 1024  # the file was not read whole (64 MiB)
 
 
 def test_demo_output_dir_keeps_every_image(tmp_path: Path) -> None:
