@@ -6,7 +6,10 @@ the model and ``WebsimImageTool`` as its only tool, streamed step by step.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,14 +44,24 @@ def build_agent(base_url: str) -> Any:
     )
 
 
+SaveDir = Path | Callable[[], Path]
+"""Where images go: a directory, or a function that makes one when the first image comes
+(so a run that draws nothing leaves no empty directory behind)."""
+
+
 def run_demo(
-    prompt: str, *, base_url: str, as_json: bool, out: TextIO, save_dir: Path | None = None
-) -> int:
+    prompt: str, *, base_url: str, as_json: bool, out: TextIO, save_dir: SaveDir | None = None
+) -> list[Path]:
     """Stream the agent's steps to ``out``; with ``save_dir``, download each image there as
-    soon as the tool returns it (an emulator's URLs die when the command ends)."""
+    soon as the tool returns it (an emulator's URLs die when the command ends).
+
+    Returns the files saved, each under a name no other file had: two images the service
+    gave the same file name are both kept.  The summary at the end lists them all.
+    """
     if not prompt.strip():
         raise ValueError("the demo prompt is empty; say what the agent should draw")
     agent = build_agent(base_url)
+    saver = _Saver(base_url, save_dir) if save_dir is not None else None
     steps: list[dict[str, Any]] = []
     for update in agent.stream({"messages": [("human", prompt)]}, stream_mode="updates"):
         for node_update in update.values():
@@ -56,25 +69,71 @@ def run_demo(
                 step = _describe(message)
                 if step is None:
                     continue
-                if save_dir is not None and step.get("url"):
-                    step["file"] = str(_save(base_url, step["url"], save_dir, len(steps)))
+                if saver is not None and step.get("url"):
+                    step["file"] = str(saver.save(step["url"]))
                 steps.append(step)
                 if not as_json:
                     print(_format(step), file=out, flush=True)
+    saved = saver.saved if saver is not None else []
     if as_json:
-        print(json.dumps({"prompt": prompt, "steps": steps}, indent=2), file=out)
-    return 0
+        result: dict[str, Any] = {"prompt": prompt, "steps": steps}
+        if saver is not None:
+            result["files"] = [str(path) for path in saved]
+        print(json.dumps(result, indent=2), file=out)
+    elif saver is not None:
+        print(_summary(saved), file=out)
+    return saved
 
 
-def _save(base_url: str, url: str, save_dir: Path, number: int) -> Path:
-    from langchain_websim._cli_common import image_file_name
-    from langchain_websim._client import WebsimClient
-    from langchain_websim._download import write_file
+class _Saver:
+    """Downloads each image into one directory, never replacing a file already there."""
 
-    data = WebsimClient.shared(base_url).download(url)
-    target = save_dir / image_file_name(url, data, number)
-    write_file(target, data)
-    return target
+    def __init__(self, base_url: str, save_dir: SaveDir) -> None:
+        self._base_url = base_url
+        self._save_dir = save_dir
+        self.saved: list[Path] = []
+
+    def save(self, url: str) -> Path:
+        from langchain_websim._cli_common import image_file_name
+        from langchain_websim._client import WebsimClient
+        from langchain_websim._download import write_file
+
+        data = WebsimClient.shared(self._base_url).download(url)
+        if not isinstance(self._save_dir, Path):
+            self._save_dir = self._save_dir()  # the first image: make the directory now
+        target = _claim(self._save_dir, image_file_name(url, data, len(self.saved) + 1))
+        try:
+            write_file(target, data)
+        except BaseException:
+            target.unlink(missing_ok=True)  # give the claimed name back
+            raise
+        self.saved.append(target)
+        return target
+
+
+def _claim(directory: Path, name: str) -> Path:
+    """``directory/name``, or ``name-2``, ``name-3``, ...: the first that no file has.
+
+    The name is claimed by creating the file exclusively, so nothing else (another image of
+    this run, another run writing there at the same time) can take it meanwhile; the atomic
+    write then replaces only this empty placeholder.
+    """
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for n in itertools.count(1):
+        target = directory / (name if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return target
+    raise AssertionError("unreachable")  # pragma: no cover - count() never ends
+
+
+def _summary(saved: list[Path]) -> str:
+    if not saved:
+        return "saved: no image (the agent drew nothing)"
+    files = "".join(f"\n  {path}" for path in saved)
+    return f"saved {len(saved)} image{'s' if len(saved) != 1 else ''}:{files}"
 
 
 def _describe(message: BaseMessage) -> dict[str, Any] | None:
