@@ -61,16 +61,7 @@ async def post(
     body: bytes,
     proxy: str | None,
 ) -> Answer:
-    if session.closed:  # closed while this call waited (a backoff, a rate-control slot)
-        raise client_closed()
-    problem = _wire.header_problem(headers)
-    if problem is not None:
-        raise WebsimConnectionError(
-            f"the request was not sent: {problem}",
-            url=url,
-            endpoint=endpoint.name,
-            reason="headers",
-        )
+    _check_sendable(session, endpoint, url, headers)
     # aiohttp warns (ResourceWarning) about bytes bodies over 1 MiB, which chat bodies with
     # images reach; a fresh BytesIO per attempt is sent the same, in chunks.
     data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY else body
@@ -86,6 +77,24 @@ async def post(
         if session.closed:
             raise client_closed() from None
         raise
+
+
+def _check_sendable(
+    session: aiohttp.ClientSession, endpoint: _wire.Endpoint, url: str, headers: Mapping[str, str]
+) -> None:
+    """Refuse, before anything is sent, what aiohttp would refuse in its own words."""
+    if session.closed:  # closed while this call waited (a backoff, a rate-control slot)
+        raise client_closed()
+    # Settings are checked at construction; a headers dict edited in place afterwards is
+    # not, and aiohttp's bare ValueError would name no header (and escape the image tool).
+    problem = _wire.header_problem(headers)
+    if problem is not None:
+        raise WebsimConnectionError(
+            f"the request was not sent: {problem}",
+            url=url,
+            endpoint=endpoint.name,
+            reason="headers",
+        )
 
 
 def client_closed() -> RuntimeError:
