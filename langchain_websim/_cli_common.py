@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import os
 import re
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import unquote, urlsplit
 
+from langchain_websim import _download
 from langchain_websim._download import MAX_DOWNLOAD_BYTES, image_type, writable_path
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "note",
     "output_dir",
     "output_file",
+    "save_image",
 ]
 
 EXIT_OK, EXIT_SERVICE, EXIT_USAGE = 0, 1, 2
@@ -83,6 +86,56 @@ def image_file_name(url: str, data: bytes, number: int) -> str:
     if _SAFE_NAME.match(name) and Path(name).suffix.lower() in _IMAGE_SUFFIXES:
         return name
     return f"image-{number}{suffix}"
+
+
+def save_image(
+    base_url: str,
+    url: str,
+    *,
+    file: Path | None = None,
+    directory: Path | None = None,
+    number: int = 1,
+) -> Path:
+    """Download ``url`` through the shared client for ``base_url`` and write it to ``file``,
+    or into ``directory`` under ``image_file_name`` (``number`` names an unnamed image).
+
+    In a directory, no file is ever replaced: a name already taken (by another image of the
+    same run, or by anything else) becomes ``name-2``, ``name-3``, ...
+    """
+    from langchain_websim._client import WebsimClient
+
+    if (file is None) == (directory is None):
+        raise TypeError("save_image needs a file or a directory, and not both")
+    data = WebsimClient.shared(base_url).download(url)
+    if file is not None:
+        _download.write_file(file, data)
+        return file
+    assert directory is not None
+    target = _claim_name(directory, image_file_name(url, data, number))
+    try:
+        _download.write_file(target, data)
+    except BaseException:
+        target.unlink(missing_ok=True)  # give the claimed name back
+        raise
+    return target
+
+
+def _claim_name(directory: Path, name: str) -> Path:
+    """``directory/name``, or ``name-2``, ``name-3``, ...: the first that no file has.
+
+    The name is claimed by creating the file exclusively, so nothing else (another image of
+    this run, another run writing there at the same time) can take it meanwhile; the atomic
+    write then replaces only this empty placeholder.
+    """
+    stem, suffix = Path(name).stem, Path(name).suffix
+    for n in itertools.count(1):
+        target = directory / (name if n == 1 else f"{stem}-{n}{suffix}")
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return target
+    raise AssertionError("unreachable")  # pragma: no cover - count() never ends
 
 
 def image_input(value: str) -> str:

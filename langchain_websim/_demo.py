@@ -6,14 +6,14 @@ the model and ``WebsimImageTool`` as its only tool, streamed step by step.
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from langchain_websim._cli_common import save_image
 
 SYSTEM_PROMPT = (
     "You are an illustrator. When the user asks for a picture, call the "
@@ -86,7 +86,7 @@ def run_demo(
 
 
 class _Saver:
-    """Downloads each image into one directory, never replacing a file already there."""
+    """Saves each image into one directory, made when the first image comes."""
 
     def __init__(self, base_url: str, save_dir: SaveDir) -> None:
         self._base_url = base_url
@@ -94,39 +94,12 @@ class _Saver:
         self.saved: list[Path] = []
 
     def save(self, url: str) -> Path:
-        from langchain_websim._cli_common import image_file_name
-        from langchain_websim._client import WebsimClient
-        from langchain_websim._download import write_file
-
-        data = WebsimClient.shared(self._base_url).download(url)
         if not isinstance(self._save_dir, Path):
-            self._save_dir = self._save_dir()  # the first image: make the directory now
-        target = _claim(self._save_dir, image_file_name(url, data, len(self.saved) + 1))
-        try:
-            write_file(target, data)
-        except BaseException:
-            target.unlink(missing_ok=True)  # give the claimed name back
-            raise
+            self._save_dir = self._save_dir()
+        number = len(self.saved) + 1
+        target = save_image(self._base_url, url, directory=self._save_dir, number=number)
         self.saved.append(target)
         return target
-
-
-def _claim(directory: Path, name: str) -> Path:
-    """``directory/name``, or ``name-2``, ``name-3``, ...: the first that no file has.
-
-    The name is claimed by creating the file exclusively, so nothing else (another image of
-    this run, another run writing there at the same time) can take it meanwhile; the atomic
-    write then replaces only this empty placeholder.
-    """
-    stem, suffix = Path(name).stem, Path(name).suffix
-    for n in itertools.count(1):
-        target = directory / (name if n == 1 else f"{stem}-{n}{suffix}")
-        try:
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return target
-    raise AssertionError("unreachable")  # pragma: no cover - count() never ends
 
 
 def _summary(saved: list[Path]) -> str:
