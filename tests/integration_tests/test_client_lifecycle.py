@@ -396,9 +396,10 @@ def test_exit_hook_closes_live_clients(
     assert log.all_closed
 
 
+@pytest.mark.parametrize("closer", ["aclose", "close"])
 @pytest.mark.parametrize("adaptive_rate", [True, False])
 async def test_aclose_with_calls_in_flight_blames_no_one_and_retries_nothing(
-    emulator: WebsimEmulator, caplog: pytest.LogCaptureFixture, adaptive_rate: bool
+    emulator: WebsimEmulator, caplog: pytest.LogCaptureFixture, adaptive_rate: bool, closer: str
 ) -> None:
     client = WebsimClient(
         emulator.base_url, retry_base_delay=0.01, timeout=10, adaptive_rate=adaptive_rate
@@ -407,7 +408,10 @@ async def test_aclose_with_calls_in_flight_blames_no_one_and_retries_nothing(
     calls = [asyncio.create_task(client.achat(USER)) for _ in range(3)]
     await emulator.wait_for_requests(3)
     with caplog.at_level(logging.DEBUG, logger="langchain_websim"):
-        await client.aclose()
+        if closer == "aclose":
+            await client.aclose()
+        else:
+            client.close()  # the sync close from async code: the session closes in a task
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
     for outcome in outcomes:
         # The same words as a sync call cut short by close().
