@@ -24,6 +24,8 @@ FIGURES = [
     "concurrent ChatWebsim.ainvoke (fresh process): peak RSS",
     "`import langchain_websim` +",
     "`from langchain_websim import ChatWebsim` +",
+    "ChatWebsim.ainvoke, a new client per round",
+    "floor, a new session per round",
 ]
 TARGETS = [
     r"\[1\] HTTP ChatWebsim / \(LangChain layer \+ raw aiohttp\) = [\d.]+",
@@ -35,6 +37,8 @@ TARGETS = [
     r"\[4\] peak RSS, \d+ concurrent ainvoke = [\d.]+ MB",
     r"\[5\] import langchain_websim, added import time = [\d.]+ ms",
     r"\[5\] from langchain_websim import ChatWebsim, added import time = [\d.]+ ms",
+    r"\[6\] HTTP ChatWebsim / floor, a new client per round = [\d.]+",
+    r"\[6\] HTTPS ChatWebsim / floor, a new client per round = [\d.]+",
 ]
 
 
@@ -55,7 +59,7 @@ def test_quick_run_prints_every_figure_and_every_target() -> None:
         assert len(re.findall(r"\d+\.\d+ s", line)) == 2, line  # an HTTP and an HTTPS figure
     for target in TARGETS:
         assert re.search(rf"^  (PASS|MISS)  {target}  \(target ", out, re.MULTILINE), target
-    assert re.search(r"^\d of 9 targets met$", out, re.MULTILINE)
+    assert re.search(r"^\d+ of 11 targets met$", out, re.MULTILINE)
     assert "==== profile: ChatWebsim.ainvoke" in out
     assert "==== profile: ChatWebsim.invoke" in out
     # Nothing left open: no unclosed sessions, sockets or transports at exit.
