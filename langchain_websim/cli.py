@@ -337,7 +337,9 @@ def _log_retries_to_stderr() -> None:
     handler.setFormatter(logging.Formatter("websim: %(message)s"))
     handler.websim_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
-    logger.setLevel(logging.WARNING)
+    # The library logs retries (and the rate control's changes) at INFO, so an application
+    # that configured no logging prints nothing; a shell user wants to see them.
+    logger.setLevel(logging.INFO)
 
 
 def _print_json(data: dict[str, Any], out: TextIO | None = None) -> None:
