@@ -29,7 +29,7 @@ from langchain_websim._image_options import (
     docs_table,
 )
 from langchain_websim._requests import ImageRequest
-from langchain_websim._responses import WebsimImageResponse
+from langchain_websim._responses import CallTiming, WebsimImageResponse
 from langchain_websim.cli import build_parser
 from langchain_websim.testing import _contract
 from langchain_websim.tools import WebsimImageInput
@@ -178,7 +178,8 @@ def test_each_flag_gives_its_option(option: ImageOption) -> None:
 @pytest.mark.parametrize("option", BY_ID)
 def test_each_option_is_echoed_in_every_result(option: ImageOption) -> None:
     request = ImageRequest("a fox", project_id=PROJECT, **{option.name: option.example})
-    image = WebsimImageResponse.for_request(request, "https://cdn.test/a.png", (1, 0.1, 0.0), None)
+    timing = CallTiming(attempts=1, elapsed=0.1, rate_wait=0.0)
+    image = WebsimImageResponse.for_request(request, "https://cdn.test/a.png", timing, None)
     echoed = _listed(_kept(option))
     assert getattr(image, option.name) == _kept(option)
     assert image_artifact(image)[option.name] == echoed
