@@ -5,11 +5,14 @@ an optional explicit ``client``.  A client is a connection pool with a loop thre
 resolved lazily (construction never touches the network), shared between copies like a
 rate limiter, and never pickled as a pool -- the settings cross a pickle, and the copy gets
 the receiving process's shared client for them.  An explicit client's settings are mirrored
-into the fields, so what the object reports is what it uses, and pickles keep it.
+into the fields, so what the object reports is what it uses, and pickles keep it.  Settings
+are checked when assigned, and a changed one applies from the next call (the client is
+resolved again); with an explicit client, assigning a different setting is refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Self, cast
 
 from pydantic import Field, PrivateAttr, model_validator
@@ -18,6 +21,9 @@ from langchain_websim._client import WebsimClient
 from langchain_websim._settings import SETTING_NAMES, ConnectionSettings, WebsimSettings
 
 __all__ = ["ClientOwner"]
+
+# What the lazily resolved client depends on.
+_RESOLVED_FROM = frozenset({*SETTING_NAMES, "client"})
 
 
 class ClientOwner(ConnectionSettings):
@@ -44,6 +50,23 @@ class ClientOwner(ConnectionSettings):
             # Not via setattr: that would mark the field as set by the caller.
             self.__dict__[name] = actual
         return self
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Validated by pydantic (``validate_assignment``): a bad value raises and changes
+        # nothing.  A changed setting or client applies from the next call on: the client
+        # resolved for the old settings stays with whoever else shares it.
+        super().__setattr__(name, value)
+        if name in _RESOLVED_FROM:
+            self._shared_client = None
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        if update and not _RESOLVED_FROM.isdisjoint(update):
+            # pydantic's ``update`` skips validation: assigning the changed settings again
+            # checks them (and resolves the client again on the next call).
+            for name in _RESOLVED_FROM.intersection(update):
+                setattr(copied, name, getattr(copied, name))
+        return copied
 
     def _websim_client(self) -> WebsimClient:
         if self.client is not None:

@@ -150,7 +150,7 @@ def _input_schema(default_aspect_ratio: str) -> type[_PromptArguments]:
     """
     if default_aspect_ratio == _wire.DEFAULT_ASPECT_RATIO:
         return WebsimImageInput
-    return create_model(
+    schema = create_model(
         "WebsimImageInput",
         __base__=WebsimImageInput,
         __module__=__name__,
@@ -162,6 +162,16 @@ def _input_schema(default_aspect_ratio: str) -> type[_PromptArguments]:
             ),
         ),
     )
+    _RATIO_SCHEMAS.add(schema)
+    return schema
+
+
+# The schemas ``_input_schema`` derived: a tool holding one follows its default ratio.
+_RATIO_SCHEMAS: set[type[BaseModel]] = set()
+
+
+def _follows_ratio(schema: Any) -> bool:
+    return schema is WebsimImageInput or schema in _RATIO_SCHEMAS
 
 
 def describe_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str:
@@ -248,8 +258,10 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
 
     @model_validator(mode="after")
     def _finish(self) -> Self:
-        if self.args_schema is WebsimImageInput:
-            self.args_schema = _input_schema(self.default_aspect_ratio)
+        # Runs after every assignment too, so a new default ratio brings its schema.
+        # Written to __dict__: assigning would validate, and so run this, again.
+        if _follows_ratio(self.__dict__.get("args_schema")):
+            self.__dict__["args_schema"] = _input_schema(self.default_aspect_ratio)
         return self
 
     # ------------------------------------------------------------------ running
@@ -286,12 +298,10 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         copied = super().model_copy(update=update, deep=deep)
-        # `update` skips validation, so a new default ratio needs its schema here.
+        # `update` skips validation: assigning the new default ratio checks it and brings
+        # its schema (``_finish``).
         if update and "default_aspect_ratio" in update:
-            ratio = validate_aspect_ratio(copied.default_aspect_ratio)
-            copied.default_aspect_ratio = ratio
-            if copied.args_schema is _input_schema(self.default_aspect_ratio):
-                copied.args_schema = _input_schema(ratio)
+            copied.default_aspect_ratio = copied.default_aspect_ratio
         return copied
 
     def __getstate__(self) -> dict[Any, Any]:

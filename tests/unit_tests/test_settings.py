@@ -123,3 +123,96 @@ def test_a_ca_bundle_that_does_not_load_is_refused(tmp_path: Path, ca_file: Path
     context = ssl.create_default_context()
     with pytest.raises(ValidationError, match="ca_bundle or ssl_context"):
         WebsimImageTool(ca_bundle=str(ca_file), ssl_context=context)
+
+
+# --------------------------------------------------------------------------- assignment
+
+BASE = "http://websim.test"
+CHAT_URL = BASE + "/api/v1/inference/run_chat_completion"
+IMAGE_URL = BASE + "/api/v1/inference/run_image_generation"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("max_retries", -3),
+        ("timeout", 0),
+        ("timeout", "10"),
+        ("base_url", ""),
+        ("proxy", "socks5://proxy.local:1080"),
+        ("headers", {"bad name": "x"}),
+        ("seed", True),
+        ("width", 10),
+        ("image_inputs", ["ftp://x/a.png"]),
+    ],
+)
+def test_an_assigned_setting_is_checked_as_in_the_constructor(setting: str, value: Any) -> None:
+    for made in (ChatWebsim(), WebsimImageTool()):
+        before = getattr(made, setting)
+        with pytest.raises(ValidationError, match=setting if setting != "headers" else "header"):
+            setattr(made, setting, value)
+        assert getattr(made, setting) == before
+
+
+def test_assigned_settings_take_effect_on_the_next_call(http: Any) -> None:
+    from langchain_websim import WebsimTimeoutError
+
+    llm = ChatWebsim(base_url=BASE, max_retries=0, retry_base_delay=0.0)
+    http.post(CHAT_URL, payload={"content": "first"})
+    assert llm.invoke("hi").text == "first"
+    llm.timeout = 0.001
+    llm.max_retries = 1
+    http.post(CHAT_URL, exception=TimeoutError())
+    http.post(CHAT_URL, exception=TimeoutError())
+    with pytest.raises(WebsimTimeoutError) as caught:
+        llm.invoke("hi")
+    # The client that ran the call had the assigned settings: its timeout, and two attempts.
+    assert caught.value.timeout == 0.001 and caught.value.attempts == 2
+    assert "within 0.001 s" in str(caught.value)
+
+
+def test_a_tool_uses_its_assigned_base_url_on_the_next_call(http: Any) -> None:
+    tool = WebsimImageTool(base_url="http://old.test", max_retries=0)
+    http.post(
+        "http://old.test/api/v1/inference/run_image_generation",
+        payload={"url": "https://cdn.test/a.png"},
+    )
+    assert tool.invoke({"prompt": "a fox"}) == "https://cdn.test/a.png"
+    tool.base_url = BASE
+    http.post(IMAGE_URL, payload={"url": "https://cdn.test/b.png"})
+    assert tool.invoke({"prompt": "a fox"}) == "https://cdn.test/b.png"
+
+
+def test_a_copy_with_changed_settings_checks_and_uses_them(http: Any) -> None:
+    from langchain_websim import WebsimTimeoutError
+
+    llm = ChatWebsim(base_url=BASE, max_retries=0)
+    http.post(CHAT_URL, payload={"content": "first"})
+    llm.invoke("hi")
+    with pytest.raises(ValidationError, match="max_retries"):
+        llm.model_copy(update={"max_retries": -3})
+    quick = llm.model_copy(update={"timeout": 0.001})
+    http.post(CHAT_URL, exception=TimeoutError())
+    with pytest.raises(WebsimTimeoutError) as caught:
+        quick.invoke("hi")
+    assert caught.value.timeout == 0.001
+    assert llm.timeout == 120.0
+
+
+def test_with_an_explicit_client_a_different_assigned_setting_is_refused() -> None:
+    with WebsimClient(BASE, timeout=5.0) as client:
+        llm = ChatWebsim(client=client)
+        with pytest.raises(ValidationError, match=r"timeout=1\.0 conflicts"):
+            llm.timeout = 1.0
+        llm.timeout = 5.0  # the client's own value is no conflict
+        assert llm.timeout == 5.0
+
+
+def test_a_tool_schema_follows_an_assigned_default_ratio() -> None:
+    tool = WebsimImageTool()
+    tool.default_aspect_ratio = "16:9"
+    schema = tool.tool_call_schema.model_json_schema()["properties"]["aspect_ratio"]
+    assert schema["default"] == "16:9" and "'16:9'." in schema["description"]
+    with pytest.raises(ValidationError, match="aspect_ratio"):
+        tool.default_aspect_ratio = "wide"
+    assert tool.default_aspect_ratio == "16:9"
