@@ -9,7 +9,6 @@ the same typed errors as API calls, with ``endpoint="download"``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
@@ -20,16 +19,9 @@ import aiohttp
 from aiohttp import hdrs
 
 from langchain_websim import _wire
-from langchain_websim._retry import _parse_retry_after_header
-from langchain_websim._transport import describe_failure
-from langchain_websim.errors import (
-    WebsimAPIError,
-    WebsimBlockedError,
-    WebsimConnectionError,
-    WebsimRateLimitError,
-    WebsimResponseError,
-    WebsimTimeoutError,
-)
+from langchain_websim._retry import parse_retry_after_header
+from langchain_websim._transport import HttpAnswer, answer_error, failure_error
+from langchain_websim.errors import WebsimAPIError, WebsimConnectionError, WebsimResponseError
 
 __all__ = ["MAX_DOWNLOAD_BYTES", "check_url", "fetch", "image_type", "writable_path", "write_file"]
 
@@ -72,8 +64,13 @@ async def fetch(
             if not 200 <= resp.status < 300:
                 raise _status_error(resp, url, await resp.content.read(_ERROR_HEAD))
             body = await _read_capped(resp, url)
+    except aiohttp.TooManyRedirects as exc:
+        words = f"download failed: more than {MAX_REDIRECTS} redirects"
+        raise WebsimConnectionError(words, url=url, endpoint=ENDPOINT, reason="redirects") from exc
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-        raise _connection_error(url, exc, session_timeout, proxy) from exc
+        raise failure_error(
+            ENDPOINT, url, exc, timeout=session_timeout, proxy=proxy, failed="download failed"
+        ) from exc
     if not body:
         raise _unusable("the answer is empty: there is no image", resp.status, url, content_type)
     if _wire.looks_like_html(content_type, body):
@@ -128,46 +125,21 @@ def _unusable(
 
 def _status_error(resp: aiohttp.ClientResponse, url: str, head: bytes) -> WebsimAPIError:
     content_type = resp.headers.get(hdrs.CONTENT_TYPE, "")
-    texty = any(kind in content_type for kind in ("text", "json", "xml", "html"))
-    common: dict[str, Any] = {
-        "status_code": resp.status,
-        "url": url,
-        "endpoint": ENDPOINT,
-        "content_type": content_type,
-        # An image or binary error body quoted as text would only be noise.
-        "body": _wire.excerpt(head) if texty else "",
-    }
-    if resp.status in (403, 503) and _wire.looks_like_challenge(content_type, head, resp.headers):
-        return WebsimBlockedError("blocked by a bot-protection challenge page", **common)
-    if resp.status == 429:
-        retry_after = _parse_retry_after_header(resp.headers)
-        return WebsimRateLimitError("rate limited", retry_after=retry_after, **common)
     if resp.status in (404, 410):
-        return WebsimAPIError(
+        problem = (
             "the image is not there: it may have expired, or the server that made it has "
-            "stopped (an emulator's images live only as long as the emulator)",
-            **common,
+            "stopped (an emulator's images live only as long as the emulator)"
         )
-    return WebsimAPIError(f"the download failed with HTTP {resp.status}", **common)
-
-
-def _connection_error(
-    url: str, exc: BaseException, timeout: float, proxy: str | None
-) -> WebsimConnectionError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return WebsimTimeoutError(
-            f"no complete answer within {timeout:g} s",
-            timeout=timeout,
-            url=url,
-            endpoint=ENDPOINT,
-            reason="timeout",
-        )
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        reason, words = "redirects", f"more than {MAX_REDIRECTS} redirects"
     else:
-        reason, words = describe_failure(exc, url, proxy)
-    return WebsimConnectionError(
-        f"download failed: {words}", url=url, endpoint=ENDPOINT, reason=reason
+        problem = f"the download failed with HTTP {resp.status}"
+    return answer_error(
+        ENDPOINT,
+        url,
+        HttpAnswer(resp.status, content_type, resp.headers, head),
+        problem,
+        retry_after=parse_retry_after_header(resp.headers),
+        # An image or binary error body quoted as text would only be noise.
+        quote_body=any(kind in content_type for kind in ("text", "json", "xml", "html")),
     )
 
 
