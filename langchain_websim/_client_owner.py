@@ -88,12 +88,7 @@ class ClientOwner(ConnectionSettings):
         return copy
 
     def __getstate__(self) -> dict[Any, Any]:
-        if self.ssl_context is not None:
-            raise TypeError(
-                f"this {type(self).__name__} holds an ssl.SSLContext, which cannot be pickled "
-                "or sent to another process; pass ca_bundle='/path/to/ca.pem' instead, which "
-                "travels with it"
-            )
+        self.check_picklable(f"this {type(self).__name__}")
         # An explicit client pickles as its settings (``WebsimClient.__reduce__``) and
         # arrives as the receiving process's shared client for them; the lazily resolved
         # one is resolved again there on first use.

@@ -169,6 +169,14 @@ class ConnectionSettings(BaseModel):
             raise ValueError("pass ca_bundle or ssl_context, not both")
         return self
 
+    def check_picklable(self, owner: str) -> None:
+        """Refuse to pickle ``owner`` (its description) while it holds an SSL context."""
+        if self.ssl_context is not None:
+            raise TypeError(
+                f"{owner} holds an ssl.SSLContext, which cannot be pickled or sent to another "
+                "process; pass ca_bundle='/path/to/ca.pem' instead, which travels with it"
+            )
+
     def connection_settings(self) -> dict[str, Any]:
         """The settings as keyword arguments for ``WebsimClient``/``WebsimSettings``."""
         return {name: getattr(self, name) for name in SETTING_NAMES}
@@ -197,13 +205,6 @@ class WebsimSettings(ConnectionSettings):
             tuple(sorted(value.items())) if isinstance(value, dict) else value
             for value in (getattr(self, name) for name in SETTING_NAMES)
         )
-
-    def check_picklable(self, owner: str) -> None:
-        if self.ssl_context is not None:
-            raise TypeError(
-                f"{owner} holds an ssl.SSLContext, which cannot be pickled or sent to another "
-                "process; pass ca_bundle='/path/to/ca.pem' instead, which travels with it"
-            )
 
 
 def load_ca_bundle(path: str) -> ssl.SSLContext:
