@@ -278,6 +278,16 @@ class WebsimClient:
         return cls.shared_for(WebsimSettings.build(base_url=base_url, **settings))
 
     @classmethod
+    def close_shared(cls, base_url: str | None = None) -> None:
+        """Close the process-wide clients ``shared`` handed out (those for ``base_url``
+        only, when given); the next ``shared`` call makes a new one.  For tests and for
+        shutting down before the interpreter does it at exit."""
+        with _SHARED_LOCK:
+            clients = [c for c in _SHARED.values() if base_url in (None, c.base_url)]
+        for client in clients:
+            client.close()
+
+    @classmethod
     def shared_for(cls, settings: WebsimSettings) -> WebsimClient:
         key = settings.shared_key()
         client = _SHARED.get(key)
