@@ -12,10 +12,11 @@ resolved again); with an explicit client, assigning a different setting is refus
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Self, cast
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from langchain_websim._client import WebsimClient
 from langchain_websim._settings import SETTING_NAMES, ConnectionSettings, WebsimSettings
@@ -52,11 +53,19 @@ class ClientOwner(ConnectionSettings):
         return self
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # Validated by pydantic (``validate_assignment``): a bad value raises and changes
-        # nothing.  A changed setting or client applies from the next call on: the client
-        # resolved for the old settings stays with whoever else shares it.
-        super().__setattr__(name, value)
+        if name in _own_fields(type(self)):
+            # This package's fields are checked as in the constructor (the field's checks,
+            # then the model's), so ``llm.max_retries = -3`` raises and changes nothing.
+            # Not frozen fields: LangChain objects are configured by assigning them.  Not
+            # pydantic's ``validate_assignment`` either: it would cover LangChain's own
+            # fields too, and LangChain's validators assign fields (``profile``), which
+            # would then validate, and assign, again without end.
+            type(self).__pydantic_validator__.validate_assignment(self, name, value)
+        else:
+            super().__setattr__(name, value)
         if name in _RESOLVED_FROM:
+            # A changed setting or client applies from the next call on: the client
+            # resolved for the old settings stays with whoever else shares it.
             self._shared_client = None
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
@@ -100,3 +109,17 @@ class ClientOwner(ConnectionSettings):
         private["_shared_client"] = None
         state["__pydantic_private__"] = private
         return state
+
+
+@functools.cache
+def _own_fields(cls: type[BaseModel]) -> frozenset[str]:
+    """The fields of ``cls`` that this package adds (not LangChain's, even with our defaults)."""
+    ours = [base for base in cls.__mro__ if base.__module__.startswith("langchain_websim.")]
+    theirs = [
+        base
+        for base in cls.__mro__
+        if issubclass(base, BaseModel) and not base.__module__.startswith("langchain_websim.")
+    ]
+    declared = {name for base in ours for name in getattr(base, "__annotations__", {})}
+    inherited = {name for base in theirs for name in base.model_fields}
+    return frozenset((declared & set(cls.model_fields)) - inherited)

@@ -124,11 +124,9 @@ class ConnectionSettings(BaseModel):
     ssl_context: ssl.SSLContext | None = Field(default=None, exclude=True, repr=False)
     """An ``ssl.SSLContext`` to verify servers with; cannot be pickled (use ``ca_bundle``)."""
 
-    # Checked on assignment too, so ``llm.max_retries = -3`` fails as it would in the
-    # constructor.  Not frozen: LangChain objects are configured by assigning fields, and
-    # what the object reports must be what it uses, so ``ClientOwner`` resolves the client
-    # again after a setting changes.
-    model_config = ConfigDict(arbitrary_types_allowed=True, validate_assignment=True)
+    # Assignments are checked by ``ClientOwner`` (the LangChain classes); a client's copy,
+    # ``WebsimSettings``, is frozen.
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     @field_validator("base_url", mode="before")
     @classmethod

@@ -242,10 +242,9 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
 
     @model_validator(mode="after")
     def _finish(self) -> Self:
-        # Runs after every assignment too, so a new default ratio brings its schema.
-        # Written to __dict__: assigning would validate, and so run this, again.
-        if _follows_ratio(self.__dict__.get("args_schema")):
-            self.__dict__["args_schema"] = _input_schema(self.default_aspect_ratio)
+        # Runs after every checked assignment too, so a new default ratio brings its schema.
+        if _follows_ratio(self.args_schema):
+            self.args_schema = _input_schema(self.default_aspect_ratio)
         return self
 
     # ------------------------------------------------------------------ running

@@ -216,3 +216,22 @@ def test_a_tool_schema_follows_an_assigned_default_ratio() -> None:
     with pytest.raises(ValidationError, match="aspect_ratio"):
         tool.default_aspect_ratio = "wide"
     assert tool.default_aspect_ratio == "16:9"
+
+
+def test_checked_assignments_leave_langchains_own_fields_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # LangChain's validators assign its own fields (the profile); re-validating those
+    # assignments would loop until the recursion limit, silently, on every construction.
+    calls: list[str] = []
+
+    def resolve(self: ChatWebsim) -> None:
+        calls.append("profile")
+
+    monkeypatch.setattr(ChatWebsim, "_resolve_model_profile", resolve)
+    llm = ChatWebsim()
+    assert calls == ["profile"]
+    llm.timeout = 5.0  # ours: checked, with the model's validators
+    llm.metadata = {"team": "a"}  # LangChain's: assigned as LangChain assigns it
+    assert calls == ["profile", "profile"]
+    assert (llm.timeout, llm.metadata) == (5.0, {"team": "a"})
