@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import hdrs
@@ -154,13 +154,20 @@ _SIGNATURES = (
 )
 
 
-def image_type(data: bytes) -> tuple[str, str] | None:
-    """``(suffix, media type)`` of a PNG, JPEG, GIF or WebP file; ``None`` for anything else."""
+class ImageType(NamedTuple):
+    """An image format: the file name suffix and the media type."""
+
+    suffix: str
+    media_type: str
+
+
+def image_type(data: bytes) -> ImageType | None:
+    """The format of a PNG, JPEG, GIF or WebP file; ``None`` for anything else."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp", "image/webp"
+        return ImageType(".webp", "image/webp")
     for magic, suffix, media_type in _SIGNATURES:
         if data.startswith(magic):
-            return suffix, media_type
+            return ImageType(suffix, media_type)
     return None
 
 
