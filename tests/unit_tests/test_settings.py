@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import ssl
 from pathlib import Path
@@ -235,3 +236,22 @@ def test_checked_assignments_leave_langchains_own_fields_alone(
     llm.metadata = {"team": "a"}  # LangChain's: assigned as LangChain assigns it
     assert calls == ["profile", "profile"]
     assert (llm.timeout, llm.metadata) == (5.0, {"team": "a"})
+
+
+def test_the_command_refuses_an_empty_base_url_as_the_classes_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from langchain_websim import cli
+
+    with pytest.raises(ValidationError) as refused:
+        ChatWebsim(base_url="")
+    words = "base_url must be a non-empty http(s) URL"
+    assert words in str(refused.value)
+    logger = logging.getLogger("langchain_websim")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        assert cli.main(["chat", "--base-url", "", "hi"]) == cli.EXIT_USAGE
+    finally:  # main() sends the package's log to stderr, for the rest of the process
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+    assert capsys.readouterr().err.startswith(f"websim: {words}")
