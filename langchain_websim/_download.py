@@ -20,7 +20,7 @@ from aiohttp import hdrs
 
 from langchain_websim import _wire
 from langchain_websim._retry import parse_retry_after_header
-from langchain_websim._transport import HttpAnswer, answer_error, failure_error
+from langchain_websim._transport import HttpAnswer, answer_error, client_closed, failure_error
 from langchain_websim.errors import WebsimAPIError, WebsimConnectionError, WebsimResponseError
 
 __all__ = ["MAX_DOWNLOAD_BYTES", "check_url", "fetch", "image_type", "writable_path", "write_file"]
@@ -68,6 +68,8 @@ async def fetch(
         words = f"download failed: more than {MAX_REDIRECTS} redirects"
         raise WebsimConnectionError(words, url=url, endpoint=ENDPOINT, reason="redirects") from exc
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        if session.closed:  # the client's own close() cut it: not the server's doing
+            raise client_closed() from None
         raise failure_error(
             ENDPOINT, url, exc, timeout=session_timeout, proxy=proxy, failed="download failed"
         ) from exc
@@ -131,7 +133,8 @@ def _status_error(resp: aiohttp.ClientResponse, url: str, head: bytes) -> Websim
             "stopped (an emulator's images live only as long as the emulator)"
         )
     else:
-        problem = f"the download failed with HTTP {resp.status}"
+        # The status itself is in the message's "(HTTP ...)".
+        problem = "the download failed"
     return answer_error(
         ENDPOINT,
         url,
