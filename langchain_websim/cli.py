@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from langchain_websim import __version__, _wire
+from langchain_websim._cli_batch import add_batch_command, prepare_batch
 from langchain_websim._cli_common import (
     EXIT_OK,
     EXIT_SERVICE,
@@ -70,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         "emulator", help="serve the local Websim emulator", description=EMULATOR_DESCRIPTION
     )
     add_emulator_options(emulator)
+
+    add_batch_command(sub, _command, _add_image_request_options)
 
     demo = _command(
         sub, "demo", "an agent that draws what you ask and describes it", _DEMO_DESCRIPTION
@@ -125,6 +128,17 @@ def _command(sub: Any, name: str, summary: str, description: str) -> argparse.Ar
 
 
 def _add_image_options(image: argparse.ArgumentParser) -> None:
+    _add_image_request_options(image)
+    image.add_argument(
+        "--output",
+        metavar="FILE",
+        help="save the image to FILE (default: with --emulator, a new temporary directory; "
+        "otherwise not saved)",
+    )
+
+
+def _add_image_request_options(image: argparse.ArgumentParser) -> None:
+    # Shared with 'websim batch image', where they are every line's defaults.
     image.add_argument(
         "--aspect-ratio",
         default=_wire.DEFAULT_ASPECT_RATIO,
@@ -149,12 +163,6 @@ def _add_image_options(image: argparse.ArgumentParser) -> None:
         help="a reference image to edit or vary: an http(s) or data: URL, or a local image "
         "file (sent as a data URL); repeat for several (default: none)",
     )
-    image.add_argument(
-        "--output",
-        metavar="FILE",
-        help="save the image to FILE (default: with --emulator, a new temporary directory; "
-        "otherwise not saved)",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -169,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "emulator":
         return serve(args)
-    if isinstance(args.prompt, list):
+    if isinstance(getattr(args, "prompt", None), list):
         args.prompt = " ".join(args.prompt)
     _log_retries_to_stderr()
 
@@ -328,6 +336,7 @@ _PREPARE: dict[str, Callable[[argparse.Namespace], Job]] = {
     "chat": _prepare_chat,
     "image": _prepare_image,
     "demo": _prepare_demo,
+    "batch": prepare_batch,
 }
 
 
