@@ -7,7 +7,9 @@ are finished-but-unrecorded or in flight: that is all a kill can make a rerun re
 
 ``stop()`` (Ctrl-C) stops the producer and the idle workers at once; calls in flight get
 ``grace`` seconds to finish and be recorded, then are cancelled and left for the next run.
-A second ``stop()`` cuts the grace period short.
+A second ``stop()`` cuts the grace period short.  Calls still waiting for a rate slot when
+the run stops are not sent at all (``SEND_GUARD``): only requests already on the wire get
+the grace period.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from langchain_websim._batch_input import (
 )
 from langchain_websim._batch_journal import Journal, JournalState
 from langchain_websim._batch_progress import Progress
-from langchain_websim._client import WebsimClient
+from langchain_websim._client import SEND_GUARD, WebsimClient
 from langchain_websim._download import image_type, write_file
 from langchain_websim._requests import ImageRequest
 from langchain_websim.errors import WebsimError, WebsimResponseError
@@ -37,6 +39,10 @@ __all__ = ["BatchRun", "call_entry"]
 
 TICK = 1.0
 """Seconds between two progress refreshes when no call finishes."""
+
+
+class _NotSent(Exception):
+    """A call the run stopped before its request went out (raised by the send guard)."""
 
 
 class BatchRun:
@@ -70,7 +76,8 @@ class BatchRun:
         self._progress = progress
         self._stopping = asyncio.Event()
         self._hurry = asyncio.Event()
-        self._calls: set[asyncio.Task[dict[str, Any]]] = set()
+        self._calls: set[asyncio.Task[dict[str, Any] | None]] = set()
+        self._on_wire: set[asyncio.Task[Any]] = set()  # calls that have sent a request
         self.finished = 0
         """Calls recorded in this run."""
 
@@ -133,11 +140,15 @@ class BatchRun:
             try:
                 entry = await call
             except asyncio.CancelledError:
-                if call.cancelled() and self._hurry.is_set():
-                    return  # cut off after the grace period: left for the next run
+                me = asyncio.current_task()
+                if call.cancelled() and self._stopping.is_set() and not (me and me.cancelling()):
+                    return  # cut off by the stop: left for the next run
                 raise
             finally:
                 self._calls.discard(call)
+                self._on_wire.discard(call)
+            if entry is None:
+                return  # stopped before it was sent: left for the next run
             await self._journal.append(entry)
             self._state.record(line.id, entry["ok"])
             self.finished += 1
@@ -157,6 +168,9 @@ class BatchRun:
             queue.get_nowait()
         for _ in workers:
             queue.put_nowait(None)
+        for call in list(self._calls):
+            if call not in self._on_wire:
+                call.cancel()  # still waiting for a rate slot: never sent
         finished: asyncio.Future[Any] = asyncio.gather(*workers, return_exceptions=True)
         hurry: asyncio.Future[Any] = asyncio.create_task(self._hurry.wait())
         try:
@@ -177,13 +191,25 @@ class BatchRun:
             await asyncio.sleep(TICK)
             self._progress.tick()
 
-    async def _call(self, line: BatchLine) -> dict[str, Any]:
+    async def _call(self, line: BatchLine) -> dict[str, Any] | None:
+        """The call's journal entry; ``None`` when the run stopped before it was sent."""
+        task = asyncio.current_task()
+        assert task is not None
+
+        def guard() -> None:
+            if self._stopping.is_set():
+                raise _NotSent
+            self._on_wire.add(task)
+
+        SEND_GUARD.set(guard)  # this task's own context: only its requests see it
         started = time.perf_counter()
         try:
             if isinstance(line.call, ChatCall):
                 result = await self._chat(line.call)
             else:
                 result = await self._image(line.id, line.call)
+        except _NotSent:
+            return None
         except Exception as exc:  # every failure is one line's outcome, not the batch's
             return failure_entry(line.id, exc, time.perf_counter() - started)
         return call_entry(line.id, result, time.perf_counter() - started)
