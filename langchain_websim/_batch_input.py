@@ -239,10 +239,9 @@ def parse_line(
         raise ValueError(f"expected a prompt or an object, got {type(item).__name__}")
     unknown = sorted(str(key) for key in fields if key not in _LINE_KEYS[kind])
     if unknown:
+        article = "an" if kind == "image" else "a"
         raise ValueError(
-            f"unknown option {', '.join(map(repr, unknown))} (an {kind} line takes "
-            if kind == "image"
-            else f"unknown option {', '.join(map(repr, unknown))} (a {kind} line takes "
+            f"unknown option {', '.join(map(repr, unknown))} ({article} {kind} line takes "
             f"{', '.join(_LINE_KEYS[kind])})"
         )
     call_id = _line_id(fields.pop("id", None), number)

@@ -124,8 +124,8 @@ def _check_header(path: Path, entry: dict[str, Any] | None, kind: Kind) -> None:
         )
     if entry.get("kind") != kind:
         raise ValueError(
-            f"output {path} is the journal of a {entry.get('kind')} batch, not of a {kind} "
-            "batch; give a new file name (the file was left as it is)"
+            f"output {path} is the journal of a batch of {entry.get('kind')} calls, not of "
+            f"{kind} calls; give a new file name (the file was left as it is)"
         )
 
 

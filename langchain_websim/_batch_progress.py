@@ -128,11 +128,11 @@ class LinesProgress(Progress):
         failed: int,
         allowed: RateProbe,
         out: TextIO,
-        every: float = STATUS_EVERY,
+        every: float | None = None,
     ) -> None:
         super().__init__(total, done, failed, allowed)
         self._out = out
-        self._every = every
+        self._every = STATUS_EVERY if every is None else every
         self._last = time.monotonic()
 
     def tick(self) -> None:
