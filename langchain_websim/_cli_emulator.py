@@ -71,8 +71,7 @@ def add_emulator_options(parser: argparse.ArgumentParser) -> None:
         "-v",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="print one line per request received (default: on when standard output is a "
-        "terminal)",
+        help="print one line per request received (default: on when standard output is a terminal)",
     )
     limits = parser.add_argument_group(
         "rate limit", "a token bucket per endpoint; requests beyond it get 429"
