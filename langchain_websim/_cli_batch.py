@@ -27,7 +27,7 @@ AddFlags = Callable[[argparse.ArgumentParser], None]
 _DESCRIPTION = (
     "Run one call per line of INPUT, appending each outcome to the journal OUT as it "
     "finishes. Rerun the same command to continue after a crash or Ctrl-C: ids already "
-    "answered in OUT are skipped. See docs/batch.md."
+    "answered in OUT are skipped. See https://github.com/langchain-websim/langchain-websim/blob/main/docs/batch.md"
 )
 _INPUT_HELP = (
     "a JSONL file (one object per line: optional 'id', 'prompt' or 'messages', and "

@@ -4,7 +4,7 @@
 ``WebsimClient`` (so the adaptive rate control paces the whole job), append each outcome to
 a journal file as it finishes, and return a ``BatchSummary``.  Running the same job again
 skips what the journal already holds; ``websim batch chat|image`` is the same thing from a
-shell.  See docs/batch.md.
+shell.  See https://github.com/langchain-websim/langchain-websim/blob/main/docs/batch.md
 """
 
 from __future__ import annotations
