@@ -14,7 +14,6 @@ checked by ``ChatWebsim`` itself; an image line's are ``ImageRequest`` fields, c
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import io
 import json
@@ -29,6 +28,7 @@ from typing import IO, Any, Literal, TypeAlias
 from pydantic import ValidationError
 
 from langchain_websim import _wire
+from langchain_websim._image_options import IMAGE_OPTIONS
 from langchain_websim._requests import ChatRequest, ImageRequest
 
 __all__ = [
@@ -54,12 +54,8 @@ MAX_SHOWN = 10
 # What a chat line may set besides its text: ChatWebsim fields that make sense per call
 # (the connection settings belong to the whole batch, tools have no batch form).
 CHAT_LINE_OPTIONS = ("model", "stop", "json_mode")
-# An image line may set every ImageRequest field but the prompt and the project id.
-IMAGE_LINE_OPTIONS = tuple(
-    f.name
-    for f in dataclasses.fields(ImageRequest)
-    if f.init and f.name not in ("prompt", "project_id")
-)
+# An image line may set the aspect ratio and every image option (ImageRequest checks them).
+IMAGE_LINE_OPTIONS = ("aspect_ratio", *(option.name for option in IMAGE_OPTIONS))
 _TEXT_KEYS = ("prompt", "messages", "system")
 _LINE_KEYS: dict[Kind, tuple[str, ...]] = {
     "chat": ("id", *_TEXT_KEYS, *CHAT_LINE_OPTIONS),
@@ -279,7 +275,7 @@ def _chat_call(fields: dict[str, Any], defaults: Mapping[str, Any]) -> ChatCall:
     from langchain_core.messages import convert_to_messages
 
     from langchain_websim._messages import convert_messages
-    from langchain_websim.chat_models import IMAGE_MODELS, ChatWebsim
+    from langchain_websim.chat_models import ChatWebsim
 
     messages = _chat_messages(fields, defaults)
     options = {
@@ -291,7 +287,7 @@ def _chat_call(fields: dict[str, Any], defaults: Mapping[str, Any]) -> ChatCall:
         model = ChatWebsim(**options)
     except ValidationError as exc:
         raise ValueError(_pydantic_problem(exc)) from None
-    if model.model.lower() in IMAGE_MODELS:
+    if _wire.is_image_model(model.model):
         raise ValueError(
             f"model {model.model!r} generates images; use a batch of kind 'image' for those"
         )

@@ -13,7 +13,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from langchain_websim._cli_common import EXIT_OK, EXIT_SERVICE, image_input
+from langchain_websim._cli_common import (
+    EXIT_OK,
+    EXIT_SERVICE,
+    add_image_flags,
+    image_options_from_flags,
+)
 
 __all__ = ["EXIT_INTERRUPTED", "add_batch_command", "prepare_batch"]
 
@@ -22,7 +27,6 @@ EXIT_INTERRUPTED = 130
 
 Job = Callable[[argparse.Namespace, str], int]
 MakeCommand = Callable[[Any, str, str, str], argparse.ArgumentParser]
-AddFlags = Callable[[argparse.ArgumentParser], None]
 
 _DESCRIPTION = (
     "Run one call per line of INPUT, appending each outcome to the journal OUT as it "
@@ -41,15 +45,13 @@ _IMAGE_DESCRIPTION = (
     f"{_DESCRIPTION} Each line generates an image, saved as DIR/<id>.png; its URL and "
     "path go into OUT. Options given here are the defaults of every line."
 )
-# Flags of 'batch image' that are image options, by option name.
-_IMAGE_FLAGS = ("aspect_ratio", "seed", "width", "height", "transparent")
 
 
-def add_batch_command(sub: Any, make_command: MakeCommand, add_image_flags: AddFlags) -> None:
+def add_batch_command(sub: Any, make_command: MakeCommand) -> None:
     """Register ``websim batch`` on the top-level subparsers.
 
     ``make_command`` adds a subcommand with the target options (``--base-url``,
-    ``--emulator``, ``--json``); ``add_image_flags`` adds ``websim image``'s option flags.
+    ``--emulator``, ``--json``); ``batch image`` has ``websim image``'s option flags.
     """
     batch = sub.add_parser(
         "batch",
@@ -139,11 +141,8 @@ def prepare_batch(args: argparse.Namespace) -> Job:
         if args.json_mode:
             args.defaults["json_mode"] = True
     else:
-        args.defaults = {
-            name: getattr(args, name) for name in _IMAGE_FLAGS if getattr(args, name) is not None
-        }
-        if args.image_input:
-            args.defaults["image_inputs"] = [image_input(value) for value in args.image_input]
+        given = {"aspect_ratio": args.aspect_ratio, **image_options_from_flags(args)}
+        args.defaults = {name: value for name, value in given.items() if value is not None}
     return _run
 
 

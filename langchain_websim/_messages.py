@@ -1,4 +1,4 @@
-"""LangChain messages to Websim wire messages, and Websim answers back to message content.
+"""LangChain messages to Websim wire messages, and the prompt of an image call.
 
 Websim takes ``{"role", "content"}`` pairs with roles ``system``, ``user`` and ``assistant``;
 content is a string, or OpenAI-style parts (``text`` and ``image_url``) when a user turn
@@ -19,15 +19,12 @@ from typing import Any
 
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     ChatMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.content import create_image_block, create_text_block
-from langchain_core.outputs import ChatGenerationChunk
 
 from langchain_websim._content import IMAGE_MIME_TYPES, image_url_problem
 from langchain_websim._prompt import render_tool_calls, render_tool_result
@@ -35,13 +32,9 @@ from langchain_websim._requests import validate_prompt
 from langchain_websim._wire import CHAT_ROLES
 
 __all__ = [
-    "answer_metadata",
-    "apply_stop",
     "convert_message",
     "convert_messages",
-    "image_content",
     "image_prompt",
-    "only_chunk",
     "validate_stop",
 ]
 
@@ -263,30 +256,6 @@ def validate_stop(stop: Any) -> list[str] | None:
     return list(stop)
 
 
-def apply_stop(text: str, stop: Sequence[str] | None) -> str:
-    """Cut ``text`` before the earliest occurrence of any stop sequence.
-
-    Websim has no stop parameter, so this happens client-side, after the full answer.
-    """
-    if not stop:
-        return text
-    cut = len(text)
-    for sequence in stop:
-        found = text.find(sequence, 0, cut)
-        if found != -1:
-            cut = found
-    return text[:cut]
-
-
-def image_content(url: str) -> list[str | dict[Any, Any]]:
-    """Message content for a generated image: its URL as text, then an image block.
-
-    The text block makes ``message.text`` (and ``StrOutputParser``) yield the URL; the
-    image block is the standard form multimodal consumers read.
-    """
-    return [dict(create_text_block(url)), dict(create_image_block(url=url))]
-
-
 def image_prompt(wire: Sequence[Mapping[str, Any]], prompt: str | None = None) -> str:
     """An explicit prompt wins; else the trailing run of user messages, stripped, joined.
 
@@ -315,32 +284,3 @@ def _wire_text(content: Any) -> str:
         return ""
     texts = [part.get("text") for part in content if part.get("type") == "text"]
     return "\n".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
-
-
-def answer_metadata(model: str, project_id: str, attempts: int, rate_wait: float) -> dict[str, Any]:
-    """What every answer carries (Websim reports no token counts or stop reasons).
-
-    ``rate_wait``: seconds the call waited for the client's adaptive rate control.
-    """
-    return {
-        "model_name": model,
-        "model_provider": "websim",
-        "project_id": project_id,
-        "finish_reason": "stop",
-        "attempts": attempts,
-        "rate_wait": rate_wait,
-    }
-
-
-def only_chunk(message: AIMessage) -> ChatGenerationChunk:
-    # Websim answers in one piece, so the only chunk is also the last one.  Given the
-    # parsed calls, the chunk derives its tool_call_chunks from them and keeps each
-    # invalid call's error.
-    chunk = AIMessageChunk(
-        content=message.content,
-        response_metadata=message.response_metadata,
-        tool_calls=message.tool_calls,
-        invalid_tool_calls=message.invalid_tool_calls,
-        chunk_position="last",
-    )
-    return ChatGenerationChunk(message=chunk)

@@ -48,7 +48,6 @@ from langchain_websim._schema_check import schema_errors
 
 __all__ = [
     "ParsedReply",
-    "check_structured_output_args",
     "extract_json",
     "function_of",
     "parse_json_reply",
@@ -258,22 +257,6 @@ def _json_kind(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- structured output
-
-
-_METHODS = ("json_schema", "function_calling", "json_mode")
-
-
-def check_structured_output_args(schema: Any, method: str, strict: bool | None) -> None:
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
-    if strict is not None and method == "json_mode":
-        raise ValueError(
-            "strict applies to method='json_schema' or 'function_calling', not json_mode"
-        )
-    if schema is None and method != "json_mode":
-        raise ValueError(
-            f"method={method!r} needs a schema; only method='json_mode' works without one"
-        )
 
 
 def _is_pydantic(schema: Any) -> bool:
