@@ -201,3 +201,27 @@ async def test_status_lines_when_stderr_is_not_a_terminal(
     err = capsys.readouterr().err
     assert "\r" not in err and "\x1b" not in err
     assert re.search(r"^batch: 0/1 done \(0 failed\), [\d.]+ calls/s, Websim allows ", err, re.M)
+
+
+async def test_cancelling_the_task_keeps_every_finished_call(
+    emulator: WebsimEmulator, make_client: Callable[..., WebsimClient], tmp_path: Path
+) -> None:
+    import asyncio
+
+    source = write_lines(tmp_path / "in.jsonl", *({"prompt": f"q{i}"} for i in range(6)))
+    out = tmp_path / "out.jsonl"
+    emulator.enqueue("chat", times=2)  # two quick answers ...
+    emulator.enqueue("chat", delay=30, times=None)  # ... then answers that never come in time
+    client = make_client()
+    task = asyncio.create_task(arun_batch("chat", source, out, client=client, concurrency=3))
+    await emulator.wait_for_requests(5, endpoint="chat")  # 2 answered, 3 hanging
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    finished = entries(out)
+    assert len(finished) == 2 and all(entry["ok"] for entry in finished)
+
+    emulator.clear()
+    summary = await arun_batch("chat", source, out, client=client)
+    assert (summary.done, summary.finished_this_run) == (6, 4)
+    assert sorted(entry["id"] for entry in entries(out)) == [str(i) for i in range(1, 7)]
