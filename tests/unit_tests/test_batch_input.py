@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from langchain_websim import BatchInputError, run_batch
-from langchain_websim._batch_input import BatchSource, check_input, image_stem
+from langchain_websim._batch_input import BatchSource, check_input, image_stem, parse_line
 from langchain_websim._batch_journal import Journal, read_journal
+from langchain_websim._image_options import IMAGE_OPTIONS, ImageOption
+from langchain_websim._requests import ImageRequest
 
 
 def write_lines(path: Path, *lines: object) -> Path:
@@ -263,3 +265,30 @@ def test_bad_arguments_are_refused_before_reading_anything(tmp_path: Path) -> No
     with pytest.raises(ValueError, match="is the input file"):
         run_batch("chat", source, source)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------- the image options
+
+
+@pytest.mark.parametrize("option", IMAGE_OPTIONS, ids=lambda option: option.name)
+def test_each_image_option_is_a_line_option_and_a_batch_flag(option: ImageOption) -> None:
+    from langchain_websim._cli_batch import prepare_batch
+    from langchain_websim.cli import build_parser
+
+    [line] = [
+        parse_line("image", number, item, {})
+        for number, item in BatchSource([{"prompt": "a fox", option.name: option.example}]).lines()
+    ]
+    assert isinstance(line.call, ImageRequest)
+    assert line.call.options[option.name] == option.example
+
+    if isinstance(option.example, bool):
+        words = [option.flag.flag]
+    elif isinstance(option.example, list):
+        words = [word for item in option.example for word in (option.flag.flag, item)]
+    else:
+        words = [option.flag.flag, str(option.example)]
+    argv = ["batch", "image", "in.txt", "-o", "out.jsonl", "--images-dir", "pics", *words]
+    args = build_parser().parse_args(argv)
+    prepare_batch(args)
+    assert args.defaults[option.name] == option.example
