@@ -256,6 +256,12 @@ def check_defaults(kind: Kind, defaults: Mapping[str, Any]) -> dict[str, Any]:
             f"unknown option {', '.join(map(repr, unknown))} for a {kind} batch (the options "
             f"are {', '.join(allowed)})"
         )
+    # Checked once here, so a bad default is one problem rather than one per line.
+    build = _chat_call if kind == "chat" else _image_call
+    try:
+        build({"prompt": "a prompt"}, defaults)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the options for every line: {exc}") from None
     return dict(defaults)
 
 

@@ -262,6 +262,11 @@ def test_bad_arguments_are_refused_before_reading_anything(tmp_path: Path) -> No
         run_batch("image", source, out)
     with pytest.raises(ValueError, match="unknown option 'seed' for a chat batch"):
         run_batch("chat", source, out, options={"seed": 1})
+    with pytest.raises(ValueError, match="the options for every line: width must be 64 to"):
+        run_batch("image", source, out, images_dir=tmp_path / "pics", options={"width": 5})
+    assert not (tmp_path / "pics").exists()
+    with pytest.raises(ValueError, match="the options for every line: model 'flux' generates"):
+        run_batch("chat", source, out, options={"model": "flux"})
     with pytest.raises(ValueError, match="is the input file"):
         run_batch("chat", source, source)
     assert not out.exists()
