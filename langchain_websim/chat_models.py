@@ -7,13 +7,14 @@ loop, so there is a single code path for both.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models import BaseChatModel, LangSmithParams, ModelProfile
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
@@ -29,7 +30,8 @@ from langchain_websim._answers import (
 from langchain_websim._client_owner import ClientOwner
 from langchain_websim._image_options import IMAGE_OPTION_NAMES, ImageOptionFields
 from langchain_websim._messages import convert_messages, image_prompt, validate_stop
-from langchain_websim._prompt import TOOL_KWARGS
+from langchain_websim._profiles import profile_for
+from langchain_websim._prompt import TOOL_KWARGS, TOOL_OPTIONS
 from langchain_websim._requests import (
     ChatRequest,
     ImageRequest,
@@ -53,10 +55,14 @@ IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
 # Per-call keyword arguments ChatWebsim understands; anything else is a caller mistake.
 # ``stop`` is a parameter of its own in LangChain's call path; ``stream`` is what
 # ``stream()`` adds.
-_CHAT_KWARGS = ("model", "project_id", "stream", *sorted(TOOL_KWARGS))
+_CHAT_KWARGS = ("model", "project_id", "stream", *sorted(TOOL_KWARGS), *TOOL_OPTIONS)
 _IMAGE_KWARGS = ("prompt", "aspect_ratio", *IMAGE_OPTION_NAMES)
 _CALL_KWARGS = frozenset({*_CHAT_KWARGS, *_IMAGE_KWARGS})
+# What LangChain itself passes through ``bind`` besides call arguments.
+_BIND_KWARGS = frozenset({*_CALL_KWARGS, "stop", "ls_structured_output_format"})
 _METHODS = ("json_schema", "function_calling", "json_mode")
+# langchain-core's approximate counter's default: about four characters a token.
+_CHARS_PER_TOKEN = 4.0
 # LangChain's standard parameters that Websim has no equivalent for.
 _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 
@@ -102,8 +108,15 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
     Tool calling and structured output:
         Websim has no native tool calling: ``bind_tools`` describes the tools in a system
         instruction and parses the calls out of the reply text; ``with_structured_output``
-        asks for JSON and validates it.  See
+        asks for JSON and validates it.  ``bind_tools`` takes ``strict`` and
+        ``parallel_tool_calls`` as agents pass them.  See
         https://github.com/langchain-websim/langchain-websim/blob/main/docs/chat.md
+
+    History, profile, token counts:
+        Past AI messages from any model are sent as their visible text (hidden reasoning
+        and server-side tool blocks dropped, images as a line naming the URL).  ``profile``
+        is the route's model profile (no context size: pass ``profile={"max_input_tokens":
+        ...}``); token counts are langchain-core's approximation.
 
     ``temperature``, ``max_tokens`` and ``api_key`` are accepted for compatibility with
     generic LangChain code and ignored with a warning: Websim has no such settings.
@@ -219,9 +232,36 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
             params["ls_stop"] = ls_stop
         return params
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        # The route's profile (chat or flux); LangChain keeps a caller's own ``profile=``.
+        return profile_for(self.model)
+
     @classmethod
     def is_lc_serializable(cls) -> bool:
         return True
+
+    # ------------------------------------------------------------------ token counts
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """An approximate token count (langchain-core's ``count_tokens_approximately``).
+
+        Websim publishes no tokenizer and reports no usage, so this is an estimate (about
+        four characters a token, a fixed cost per image); ``tools`` (anything ``bind_tools``
+        takes) adds their schemas as the prompt protocol sends them.
+        """
+        from langchain_core.messages.utils import count_tokens_approximately
+
+        from langchain_websim._prompt import convert_tools
+
+        schemas: list[Any] | None = convert_tools(tools) if tools else None
+        return count_tokens_approximately(messages, tools=schemas)
+
+    def get_num_tokens(self, text: str) -> int:
+        """An approximate token count for ``text``, by the same rule as
+        ``get_num_tokens_from_messages`` (about four characters a token)."""
+        return math.ceil(len(text) / _CHARS_PER_TOKEN)
 
     @property
     def lc_secrets(self) -> dict[str, str]:
@@ -236,6 +276,8 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: dict[str, Any] | str | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Offer ``tools`` (anything ``convert_to_openai_tool`` takes) through the prompt.
@@ -243,11 +285,21 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         ``tool_choice``: ``None``/``"auto"`` (the model decides), ``"any"``/``"required"``/
         ``True`` (some call is required), a tool name or ``{"type": "function",
         "function": {"name": ...}}`` (that call is required), ``"none"`` (nothing offered).
-        Unknown names raise ``ValueError``; ``kwargs`` go to ``bind``.
+        Unknown names raise ``ValueError``.
+
+        ``strict=True``: the model is told to use exactly the schema's properties, and a
+        call with any other argument is invalid (every object in the schemas is closed).
+        ``parallel_tool_calls=False``: the model is told to call one tool at a time, and
+        a reply keeps at most one call (the first valid one); the others are not run and
+        are listed in ``response_metadata["dropped_tool_calls"]``.  Both are recorded in
+        the binding and may also be passed per call.  ``kwargs`` go to ``bind``; one that
+        ``ChatWebsim`` does not take raises ``TypeError`` here.
         """
         from langchain_websim._prompt import bind_tools_kwargs
 
-        return self.bind(**bind_tools_kwargs(tools, tool_choice), **kwargs)
+        _check_call_kwargs(kwargs, _BIND_KWARGS)  # at bind time, not at every call
+        options = bind_tools_kwargs(tools, tool_choice, strict, parallel_tool_calls)
+        return self.bind(**options, **kwargs)
 
     def with_structured_output(
         self,
@@ -306,13 +358,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> AIMessage:
         """One call: check its arguments, route it (image, chat, chat with tools), answer."""
-        if kwargs and not _CALL_KWARGS.issuperset(kwargs):
-            unknown = ", ".join(sorted(set(kwargs) - _CALL_KWARGS))
-            raise TypeError(
-                f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
-                f"{', '.join(('stop', *_CHAT_KWARGS))}, and for image models "
-                f"{', '.join(_IMAGE_KWARGS)})"
-            )
+        _check_call_kwargs(kwargs, _CALL_KWARGS)
         model = validate_model(kwargs.get("model", self.model))
         wire = convert_messages(messages)
         project_id = kwargs.get("project_id", self.project_id)
@@ -347,7 +393,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         kwargs: dict[str, Any],
     ) -> AIMessage:
         """Send with the tool/format instruction; parse, and re-ask when a call is due."""
-        from langchain_websim._parsers import parse_reply
+        from langchain_websim._parsers import one_call_only, parse_reply
         from langchain_websim._prompt import corrective_instruction, prepare_tools, with_instruction
 
         tools = prepare_tools(kwargs)
@@ -371,9 +417,15 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
             attempts += answer.attempts
             waited += answer.rate_wait
             parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
-        return tool_call_answer(
+        dropped: list[dict[str, Any]] | None = None
+        if tools.single:  # parallel_tool_calls=False
+            parsed, dropped = one_call_only(parsed)
+        message = tool_call_answer(
             model, answer.project_id, parsed, attempts=attempts, rate_wait=waited, reasks=reasks
         )
+        if dropped is not None:
+            message.response_metadata["dropped_tool_calls"] = dropped
+        return message
 
     def _generate(
         self,
@@ -419,6 +471,16 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         if run_manager is not None:
             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
+
+
+def _check_call_kwargs(kwargs: dict[str, Any], known: frozenset[str]) -> None:
+    if kwargs and not known.issuperset(kwargs):
+        unknown = ", ".join(sorted(set(kwargs) - known))
+        raise TypeError(
+            f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
+            f"{', '.join(('stop', *_CHAT_KWARGS))}, and for image models "
+            f"{', '.join(_IMAGE_KWARGS)})"
+        )
 
 
 def _check_structured_output_args(schema: Any, method: str, strict: bool | None) -> None:
