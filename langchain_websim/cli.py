@@ -45,6 +45,7 @@ __all__ = ["EXIT_OK", "EXIT_SERVICE", "EXIT_USAGE", "build_parser", "main"]
 
 CANNED_NOTE = "offline: answers come from the local Websim emulator and are canned, not a model"
 DIES_NOTE = "the emulator stops with this command, and its image URLs with it"
+DEMO_PROMPT = "Draw a lighthouse on a cliff at dusk"
 
 Job = Callable[[argparse.Namespace, str], int]
 
@@ -85,14 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--output-dir",
         metavar="DIR",
-        help="save every generated image into DIR, created if missing (default: with "
-        "--emulator, a new temporary directory; otherwise not saved)",
+        help="save every generated image into DIR, created if missing; a file already there "
+        "is never replaced (default: with --emulator, a new temporary directory, made when "
+        "the first image comes and named at the end; otherwise not saved)",
     )
     demo.add_argument(
         "prompt",
         nargs="*",
-        default=["Draw a lighthouse on a cliff at dusk"],
-        help="what the agent should draw (words are joined; default: %(default)s)",
+        default=[DEMO_PROMPT],
+        help=f"what the agent should draw (words are joined; default: {DEMO_PROMPT!r})",
     )
     return parser
 
@@ -276,13 +278,15 @@ def _prepare_demo(args: argparse.Namespace) -> Job:
 def _demo(args: argparse.Namespace, base_url: str) -> int:
     from langchain_websim._demo import run_demo
 
-    save_dir = args.output_dir or (keep_dir() if args.emulator else None)
-    code = run_demo(
+    # keep_dir is called only when the first image comes: a run that draws nothing leaves
+    # no empty temporary directory behind.
+    save_dir = args.output_dir or (keep_dir if args.emulator else None)
+    saved = run_demo(
         args.prompt, base_url=base_url, as_json=args.json, out=sys.stdout, save_dir=save_dir
     )
-    if args.emulator and save_dir is not None:
-        note(f"{DIES_NOTE}; the images are saved in {save_dir}")
-    return code
+    if args.emulator and saved:
+        note(f"{DIES_NOTE}; the images are saved in {saved[0].parent}")
+    return EXIT_OK
 
 
 _PREPARE: dict[str, Callable[[argparse.Namespace], Job]] = {
