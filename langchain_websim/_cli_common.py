@@ -14,20 +14,24 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
-from langchain_websim import _download
+from langchain_websim import _download, _wire
 from langchain_websim._download import MAX_DOWNLOAD_BYTES, image_type, writable_path
+from langchain_websim._image_options import IMAGE_OPTIONS, ImageOption
 
 __all__ = [
     "EXIT_OK",
     "EXIT_SERVICE",
     "EXIT_USAGE",
     "CommandParser",
+    "add_image_flags",
     "image_file_name",
     "image_input",
+    "image_options_from_flags",
     "keep_dir",
     "note",
     "output_dir",
@@ -81,7 +85,7 @@ def keep_dir() -> Path:
 def image_file_name(url: str, data: bytes, number: int) -> str:
     """The URL's own file name when it is a plain image name, else ``image-<number><suffix>``."""
     kind = image_type(data)
-    suffix = kind[0] if kind else ".img"
+    suffix = kind.suffix if kind else ".img"
     name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     if _SAFE_NAME.match(name) and Path(name).suffix.lower() in _IMAGE_SUFFIXES:
         return name
@@ -166,4 +170,53 @@ def image_input(value: str) -> str:
         raise ValueError(f"cannot read --image-input {value!r}: {exc.strerror or exc}") from None
     if len(data) > MAX_DOWNLOAD_BYTES:
         raise ValueError(f"--image-input {value!r} is larger than {limit}")
-    return f"data:{kind[1]};base64,{base64.b64encode(data).decode('ascii')}"
+    return f"data:{kind.media_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+# --------------------------------------------------------------------------- image flags
+
+
+def add_image_flags(image: argparse.ArgumentParser) -> None:
+    """``--aspect-ratio`` and a flag per image option (``websim image``, ``websim batch
+    image``); ``image_options_from_flags`` reads them back."""
+    image.add_argument(
+        "--aspect-ratio",
+        default=_wire.DEFAULT_ASPECT_RATIO,
+        metavar="W:H",
+        help=f"shape, e.g. {', '.join(_wire.KNOWN_ASPECT_RATIOS)} (default: %(default)s)",
+    )
+    for option in IMAGE_OPTIONS:
+        image.add_argument(option.flag.flag, dest=option.name, **_flag_kind(option))
+
+
+def image_options_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """Every image option by name (``None``: not given), local files read as data URLs."""
+    options = {option.name: getattr(args, option.name) for option in IMAGE_OPTIONS}
+    for name, read in _FROM_FILES.items():
+        if options[name] is not None:
+            options[name] = [read(value) for value in options[name]]
+    return options
+
+
+def _flag_kind(option: ImageOption) -> dict[str, Any]:
+    """argparse's keywords for an image option: the kind of flag follows its values."""
+    said = option.help[0].lower() + option.help[1:].rstrip(".")
+    about = f"{said}; {option.values}"
+    if isinstance(option.example, bool):  # a switch: giving it is the value
+        return {"action": "store_const", "const": True, "help": f"{said} (default: not sent)"}
+    if isinstance(option.example, list):
+        files = ", or local image files (sent as data URLs)" if option.name in _FROM_FILES else ""
+        return {
+            "action": "append",
+            "metavar": option.flag.metavar,
+            "help": f"{about}{files}; repeat for several (default: none)",
+        }
+    return {
+        "type": type(option.example),
+        "metavar": option.flag.metavar,
+        "help": f"{about} (default: not sent)",
+    }
+
+
+# How a flag's items are read: a reference image may be a local file (sent as a data URL).
+_FROM_FILES: dict[str, Callable[[str], str]] = {"image_inputs": image_input}

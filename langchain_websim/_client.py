@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import logging
 import os
 import threading
@@ -28,10 +29,10 @@ from langchain_websim._responses import WebsimChatResponse, WebsimImageResponse
 from langchain_websim._retry import (
     Outcome,
     RetryPolicy,
-    _parse_retry_after_header,
-    _retry_delay,
-    _should_retry_exception,
-    _should_retry_status,
+    parse_retry_after_header,
+    retry_delay,
+    should_retry_exception,
+    should_retry_status,
 )
 from langchain_websim._settings import WebsimSettings, load_ca_bundle
 from langchain_websim._transport import redact_url
@@ -44,7 +45,14 @@ logger = logging.getLogger("langchain_websim")
 
 T = TypeVar("T")
 
-__all__ = ["WebsimChatResponse", "WebsimClient", "WebsimImageResponse"]
+__all__ = ["SEND_GUARD", "WebsimChatResponse", "WebsimClient", "WebsimImageResponse"]
+
+SEND_GUARD: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "websim_send_guard", default=None
+)
+"""Called in the caller's context right before each attempt goes out (after any wait for a
+rate slot); an exception it raises ends the call unsent.  ``websim batch`` sets it so that
+after Ctrl-C, calls still waiting for a slot are not sent."""
 
 
 class WebsimClient:
@@ -52,12 +60,11 @@ class WebsimClient:
 
     Args:
         base_url: service root; default ``$WEBSIM_BASE_URL``, else the public Websim host.
-        **settings: the connection settings, by keyword: ``timeout``, ``max_retries``,
-            ``retry_base_delay``, ``retry_max_delay``, ``proxy``, ``headers``,
-            ``max_connections``, ``ca_bundle``, ``ssl_context`` -- defined, with their
-            defaults and meaning, once in ``ConnectionSettings`` (``langchain_websim._settings``)
-            and shared with ``ChatWebsim`` and ``WebsimImageTool``.  A wrong type raises
-            ``TypeError``, a wrong value ``ValueError``.
+        **settings: the other connection settings, by keyword: the fields of
+            ``ConnectionSettings`` (``langchain_websim._settings``), where each is defined
+            once with its default and meaning, shared with ``ChatWebsim`` and
+            ``WebsimImageTool``.  A wrong type raises ``TypeError``, a wrong value
+            ``ValueError``.
 
     Nothing touches the network until the first call.  Use one client for many models and
     tools (``WebsimClient.shared(...)`` returns the process-wide one for a configuration).
@@ -285,6 +292,16 @@ class WebsimClient:
         return cls.shared_for(WebsimSettings.build(base_url=base_url, **settings))
 
     @classmethod
+    def close_shared(cls, base_url: str | None = None) -> None:
+        """Close the process-wide clients ``shared`` handed out (those for ``base_url``
+        only, when given); the next ``shared`` call makes a new one.  For tests and for
+        shutting down before the interpreter does it at exit."""
+        with _SHARED_LOCK:
+            clients = [c for c in _SHARED.values() if base_url in (None, c.base_url)]
+        for client in clients:
+            client.close()
+
+    @classmethod
     def shared_for(cls, settings: WebsimSettings) -> WebsimClient:
         key = settings.shared_key()
         client = _SHARED.get(key)
@@ -320,6 +337,9 @@ class WebsimClient:
                 await await_slot(
                     call, self._queues, self.settings.rate_limit_deadline, self.retry.max_delay
                 )
+            guard = SEND_GUARD.get()
+            if guard is not None:
+                guard()  # the caller may no longer want it sent (a stopped batch job)
             outcome = await self._attempt(session, call, body)
             if outcome.ok:
                 return self._on_success(call, outcome, parse), call
@@ -343,18 +363,18 @@ class WebsimClient:
                 endpoint, url, exc, call.attempts, timeout=self.timeout, proxy=self.proxy
             )
             return Outcome(
-                error=failure, retryable=_should_retry_exception(exc), reason=failure.problem
+                error=failure, retryable=should_retry_exception(exc), reason=failure.problem
             )
         status = answer[0]
         if 200 <= status < 300:
             return Outcome(status=status, content_type=answer[1], body=answer[3])
-        retry_after = _parse_retry_after_header(answer[2])
+        retry_after = parse_retry_after_header(answer[2])
         error = _transport.status_error(endpoint, url, answer, call.attempts, retry_after)
         blocked = isinstance(error, WebsimBlockedError)
         return Outcome(
             status=status,
             error=error,
-            retryable=_should_retry_status(status, blocked=blocked),
+            retryable=should_retry_status(status, blocked=blocked),
             reason=f"HTTP {status}",
             retry_after=retry_after,
         )
@@ -385,7 +405,7 @@ class WebsimClient:
 
     async def _on_failure(self, call: Call, outcome: Outcome) -> None:
         """Back off before the next attempt, or raise when the policy says to give up."""
-        delay = _retry_delay(
+        delay = retry_delay(
             self.retry, call.counted, outcome.retry_after, retryable=outcome.retryable
         )
         assert outcome.error is not None

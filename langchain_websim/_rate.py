@@ -200,6 +200,7 @@ class RateController:
                     paused_until=st.pause.until if st.pause and st.paused(now) else None,
                     phase=st.current_phase(now),
                     noise=st.noise,
+                    pace=st.rate,
                 )
                 for name, st in self._endpoints.items()
             }

@@ -41,6 +41,8 @@ class EndpointRateState:
         paused_until: clock time until which a ``Retry-After`` pause holds, else ``None``.
         phase: slow start, unpaced, paced or paused.
         noise: the share of requests refused whatever our pace, once that has been noticed.
+        pace: requests per second paced to now (``rate``, also while it is still a guess
+            being doubled); ``None`` while nothing is paced.
     """
 
     rate: float | None
@@ -49,6 +51,7 @@ class EndpointRateState:
     paused_until: float | None
     phase: Phase = Phase.SLOW_START
     noise: float | None = None
+    pace: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
