@@ -98,7 +98,7 @@ async def test_limiting_is_announced_once_at_warning_and_changes_at_info(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="langchain_websim")
-    async with WebsimEmulator(rate_limit=5, burst=2) as emu:
+    async with WebsimEmulator(rate_limit=20, burst=2) as emu:
         async with WebsimClient(emu.base_url, max_retries=2) as client:
             await asyncio.gather(*(client.achat(_messages(i)) for i in range(10)))
     ours = [r for r in caplog.records if r.name == "langchain_websim"]
