@@ -1,4 +1,21 @@
-"""Test-wide settings: live tests only run with WEBSIM_LIVE=1."""
+"""Test-wide settings: live tests only run with WEBSIM_LIVE=1.
+
+The suite runs in parallel (``pytest -n 4``, pytest-xdist: four worker processes, each with
+its own session), so every test must pass next to any other test running at the same time:
+
+* Listen on port 0 (``WebsimEmulator()`` does) and read the port back; never a fixed port.
+* Write under ``tmp_path``/``tmp_path_factory``, never at a fixed path or in the checkout.
+* A test file runs in one worker (``--dist loadfile`` in ``addopts``), so a module-scoped
+  fixture (a Ray cluster) starts once, as in a serial run; a session-scoped one exists once
+  per worker, not once per run.  Several slow tests in one file run one after another:
+  split a file whose tests take long rather than let it hold up the run.
+* Wait for an event (``emulator.wait_for_requests``, a barrier, ``asyncio.Event``), not for
+  a time: four workers on two cores make every sleep's guess wrong.  Where waiting is the
+  subject (a rate limit), keep the number of calls small: a test's time is mostly the time
+  the limit makes it wait.
+* Output printed by a test is not shown under ``-n`` even with ``-s``; run the test alone
+  (``-n 0 -s``, or without ``-n``) to see it.
+"""
 
 from __future__ import annotations
 
