@@ -23,7 +23,16 @@ import os
 
 import pytest
 
+from tests import _progress
+
 LIVE = os.environ.get("WEBSIM_LIVE") == "1"
+
+
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists
+def pytest_configure(config: pytest.Config) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and _progress.wanted(config):
+        config.pluginmanager.register(_progress.FileProgress(reporter), "file-progress")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
