@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 from urllib.parse import unquote, urlsplit
 
+from langchain_websim import _download
 from langchain_websim._download import MAX_DOWNLOAD_BYTES, image_type, writable_path
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "note",
     "output_dir",
     "output_file",
+    "save_image",
 ]
 
 EXIT_OK, EXIT_SERVICE, EXIT_USAGE = 0, 1, 2
@@ -82,6 +84,30 @@ def image_file_name(url: str, data: bytes, number: int) -> str:
     if _SAFE_NAME.match(name) and Path(name).suffix.lower() in _IMAGE_SUFFIXES:
         return name
     return f"image-{number}{suffix}"
+
+
+def save_image(
+    base_url: str,
+    url: str,
+    *,
+    file: Path | None = None,
+    directory: Path | None = None,
+    number: int = 1,
+) -> Path:
+    """Download ``url`` through the shared client for ``base_url`` and write it to ``file``,
+    or into ``directory`` under ``image_file_name`` (``number`` names an unnamed image)."""
+    from langchain_websim._client import WebsimClient
+
+    if (file is None) == (directory is None):
+        raise TypeError("save_image needs a file or a directory, and not both")
+    data = WebsimClient.shared(base_url).download(url)
+    if file is not None:
+        target = file
+    else:
+        assert directory is not None
+        target = directory / image_file_name(url, data, number)
+    _download.write_file(target, data)
+    return target
 
 
 def image_input(value: str) -> str:

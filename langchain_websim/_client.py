@@ -19,10 +19,11 @@ from typing import Any, TypeVar, Unpack, cast, overload
 import aiohttp
 
 from langchain_websim import _download, _transport, _wire
+from langchain_websim._image_options import ImageOptions
 from langchain_websim._loops import BackgroundLoop, LoopSessions
 from langchain_websim._pacing import Call, SlotQueues, await_slot, is_shaping
 from langchain_websim._rate import EndpointRateState, RateController
-from langchain_websim._requests import ChatRequest, ImageOptions, ImageRequest
+from langchain_websim._requests import ChatRequest, ImageRequest
 from langchain_websim._responses import WebsimChatResponse, WebsimImageResponse
 from langchain_websim._retry import (
     RetryPolicy,
@@ -144,10 +145,10 @@ class WebsimClient:
     ) -> WebsimImageResponse:
         """Generate one image with ``flux``; return its URL (``.save(path)`` downloads it).
 
-        ``options``, each sent only when given (documented by Websim's app runtime,
-        unconfirmed on its HTTP API): ``seed`` (int >= 0), ``width`` and ``height`` (64-2048
-        pixels), ``transparent`` (bool), ``image_inputs`` (http(s) or data URLs of reference
-        images).  Bad values raise ``TypeError``/``ValueError`` before anything is sent.
+        ``options``: the image options by name, each sent only when given (documented by
+        Websim's app runtime, unconfirmed on its HTTP API), declared with their values and
+        meaning once in ``IMAGE_OPTIONS`` (``langchain_websim._image_options``).  Bad values
+        raise ``TypeError``/``ValueError`` before anything is sent.
         """
         return await self.asend(ImageRequest(prompt, aspect_ratio, project_id, **options))
 

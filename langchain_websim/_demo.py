@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
+from langchain_websim._cli_common import save_image
+
 SYSTEM_PROMPT = (
     "You are an illustrator. When the user asks for a picture, call the "
     "websim_image_generation tool once with a vivid, detailed prompt. When the tool has "
@@ -57,24 +59,14 @@ def run_demo(
                 if step is None:
                     continue
                 if save_dir is not None and step.get("url"):
-                    step["file"] = str(_save(base_url, step["url"], save_dir, len(steps)))
+                    saved = save_image(base_url, step["url"], directory=save_dir, number=len(steps))
+                    step["file"] = str(saved)
                 steps.append(step)
                 if not as_json:
                     print(_format(step), file=out, flush=True)
     if as_json:
         print(json.dumps({"prompt": prompt, "steps": steps}, indent=2), file=out)
     return 0
-
-
-def _save(base_url: str, url: str, save_dir: Path, number: int) -> Path:
-    from langchain_websim._cli_common import image_file_name
-    from langchain_websim._client import WebsimClient
-    from langchain_websim._download import write_file
-
-    data = WebsimClient.shared(base_url).download(url)
-    target = save_dir / image_file_name(url, data, number)
-    write_file(target, data)
-    return target
 
 
 def _describe(message: BaseMessage) -> dict[str, Any] | None:

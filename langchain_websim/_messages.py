@@ -1,4 +1,4 @@
-"""LangChain messages to Websim wire messages, and Websim answers back to message content.
+"""LangChain messages to Websim wire messages, and the prompt of an image call.
 
 Websim takes ``{"role", "content"}`` pairs with roles ``system``, ``user`` and ``assistant``;
 content is a string, or OpenAI-style parts (``text`` and ``image_url``) when a user turn
@@ -6,10 +6,14 @@ carries images.  Tool calls and tool results have no wire form, so they are rend
 through the prompt protocol (``_prompt``): an AI message's calls become the JSON envelope the
 model is asked to write, a ``ToolMessage`` a user turn naming the tool and call id (followed
 by the images the tool returned).  This happens whether or not tools are bound, because
-agents replay their whole history.  Anything else the service cannot take (other roles,
-audio, video, files, images outside user turns, malformed or oversized images) is refused
-with the message index, the block position and what was found, rather than dropped: a
-silently shortened conversation gives confidently wrong answers.
+agents replay their whole history.
+
+Past assistant turns are history another model (or a ``flux`` call) may have written: they
+are carried as text as well as Websim can take them (``_history``).  In what the caller
+writes (system, human and tool messages) anything else the service cannot take (other
+roles, audio, video, files, images outside user turns, malformed or oversized images) is
+refused with the message index, the block position and what was found, rather than
+dropped: a silently shortened question gives confidently wrong answers.
 """
 
 from __future__ import annotations
@@ -19,29 +23,23 @@ from typing import Any
 
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     ChatMessage,
     HumanMessage,
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.content import create_image_block, create_text_block
-from langchain_core.outputs import ChatGenerationChunk
 
 from langchain_websim._content import IMAGE_MIME_TYPES, image_url_problem
+from langchain_websim._history import assistant_text
 from langchain_websim._prompt import render_tool_calls, render_tool_result
 from langchain_websim._requests import validate_prompt
 from langchain_websim._wire import CHAT_ROLES
 
 __all__ = [
-    "answer_metadata",
-    "apply_stop",
     "convert_message",
     "convert_messages",
-    "image_content",
     "image_prompt",
-    "only_chunk",
     "validate_stop",
 ]
 
@@ -66,9 +64,7 @@ def convert_message(
     if isinstance(message, HumanMessage):
         role = "user"
     elif isinstance(message, AIMessage):
-        if message.tool_calls or message.invalid_tool_calls:
-            return {"role": "assistant", "content": _render_ai_calls(message, index)}
-        role = "assistant"
+        return {"role": "assistant", "content": _render_ai_turn(message)}
     elif isinstance(message, SystemMessage):
         role = "system"
     elif isinstance(message, ToolMessage):
@@ -79,6 +75,8 @@ def convert_message(
                 f"message {index} (ChatMessage) has role {message.role!r}; "
                 f"Websim accepts the roles {', '.join(CHAT_ROLES)}"
             )
+        if message.role == "assistant":
+            return {"role": "assistant", "content": assistant_text(message)}
         role = message.role
     else:
         raise ValueError(
@@ -89,23 +87,16 @@ def convert_message(
     return {"role": role, "content": _content_of(message, index, role)}
 
 
-# Content blocks that restate an AI message's tool calls (Anthropic ``tool_use``, LangChain
-# v1 ``tool_call``...): the calls themselves are rendered from ``tool_calls``.
-_CALL_BLOCK_TYPES = frozenset(
-    {"tool_use", "tool_call", "tool_call_chunk", "invalid_tool_call", "function_call"}
-)
-
-
-def _render_ai_calls(message: AIMessage, index: int) -> str:
+def _render_ai_turn(message: AIMessage) -> str:
+    """A past assistant turn: its visible text (``_history``), then its calls in the
+    envelope of the prompt protocol."""
     calls: list[Mapping[str, Any]] = list(message.tool_calls)
     # An invalid call is replayed as the model wrote it: its raw arguments text.
     calls += [
         {"name": bad.get("name") or "", "args": bad.get("args") or "", "id": bad.get("id")}
         for bad in message.invalid_tool_calls
     ]
-    text = _content_of(message, index, "assistant", skip=_CALL_BLOCK_TYPES)
-    assert isinstance(text, str)  # an assistant turn cannot hold images
-    return render_tool_calls(calls, text)
+    return render_tool_calls(calls, assistant_text(message))
 
 
 def _render_tool_message(
@@ -129,21 +120,17 @@ def _tool_name_for(tool_call_id: str, earlier: Sequence[BaseMessage]) -> str | N
     return None
 
 
-def _content_of(
-    message: BaseMessage, index: int, role: str, skip: frozenset[str] = frozenset()
-) -> Content:
+def _content_of(message: BaseMessage, index: int, role: str) -> Content:
     """A string when the message holds only text (the common body is unchanged), else parts."""
     if isinstance(message.content, str):
         return message.content
-    parts = _parts_of(message, index, role, skip)
+    parts = _parts_of(message, index, role)
     if all(part["type"] == "text" for part in parts):
         return "".join(part["text"] for part in parts)
     return [part for part in parts if part["type"] != "text" or part["text"]]
 
 
-def _parts_of(
-    message: BaseMessage, index: int, role: str, skip: frozenset[str] = frozenset()
-) -> list[dict[str, Any]]:
+def _parts_of(message: BaseMessage, index: int, role: str) -> list[dict[str, Any]]:
     """Wire parts in order; adjacent text blocks are pieces of one text, as in ``.text``."""
     content = message.content
     blocks = [content] if isinstance(content, str) else content
@@ -153,8 +140,6 @@ def _parts_of(
             text: str | None = block
         else:
             block_type = block.get("type") if isinstance(block, dict) else type(block).__name__
-            if block_type in skip:
-                continue
             if block_type in _IMAGE_BLOCK_TYPES and isinstance(block, dict):
                 parts.append(_image_part(block, _Where(message, index, position, role)))
                 continue
@@ -263,30 +248,6 @@ def validate_stop(stop: Any) -> list[str] | None:
     return list(stop)
 
 
-def apply_stop(text: str, stop: Sequence[str] | None) -> str:
-    """Cut ``text`` before the earliest occurrence of any stop sequence.
-
-    Websim has no stop parameter, so this happens client-side, after the full answer.
-    """
-    if not stop:
-        return text
-    cut = len(text)
-    for sequence in stop:
-        found = text.find(sequence, 0, cut)
-        if found != -1:
-            cut = found
-    return text[:cut]
-
-
-def image_content(url: str) -> list[str | dict[Any, Any]]:
-    """Message content for a generated image: its URL as text, then an image block.
-
-    The text block makes ``message.text`` (and ``StrOutputParser``) yield the URL; the
-    image block is the standard form multimodal consumers read.
-    """
-    return [dict(create_text_block(url)), dict(create_image_block(url=url))]
-
-
 def image_prompt(wire: Sequence[Mapping[str, Any]], prompt: str | None = None) -> str:
     """An explicit prompt wins; else the trailing run of user messages, stripped, joined.
 
@@ -315,32 +276,3 @@ def _wire_text(content: Any) -> str:
         return ""
     texts = [part.get("text") for part in content if part.get("type") == "text"]
     return "\n".join(t.strip() for t in texts if isinstance(t, str) and t.strip())
-
-
-def answer_metadata(model: str, project_id: str, attempts: int, rate_wait: float) -> dict[str, Any]:
-    """What every answer carries (Websim reports no token counts or stop reasons).
-
-    ``rate_wait``: seconds the call waited for the client's adaptive rate control.
-    """
-    return {
-        "model_name": model,
-        "model_provider": "websim",
-        "project_id": project_id,
-        "finish_reason": "stop",
-        "attempts": attempts,
-        "rate_wait": rate_wait,
-    }
-
-
-def only_chunk(message: AIMessage) -> ChatGenerationChunk:
-    # Websim answers in one piece, so the only chunk is also the last one.  Given the
-    # parsed calls, the chunk derives its tool_call_chunks from them and keeps each
-    # invalid call's error.
-    chunk = AIMessageChunk(
-        content=message.content,
-        response_metadata=message.response_metadata,
-        tool_calls=message.tool_calls,
-        invalid_tool_calls=message.invalid_tool_calls,
-        chunk_position="last",
-    )
-    return ChatGenerationChunk(message=chunk)

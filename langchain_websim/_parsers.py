@@ -48,9 +48,9 @@ from langchain_websim._schema_check import schema_errors
 
 __all__ = [
     "ParsedReply",
-    "check_structured_output_args",
     "extract_json",
     "function_of",
+    "one_call_only",
     "parse_json_reply",
     "parse_reply",
     "parse_tool_call",
@@ -117,6 +117,22 @@ def parse_reply(text: str, tools: Sequence[Mapping[str, Any]] | None) -> ParsedR
     pieces.append(text[cursor:])
     content = "\n\n".join(piece.strip() for piece in pieces if piece.strip())
     return ParsedReply(content=content, tool_calls=calls, invalid_tool_calls=invalid)
+
+
+def one_call_only(parsed: ParsedReply) -> tuple[ParsedReply, list[dict[str, Any]]]:
+    """``parallel_tool_calls=False``: the reply's first valid call (else its first invalid
+    one) is kept; the others are returned apart, as ``{"name", "args"}``, never run.
+
+    The model was told to call one tool at a time, so it makes the next call on a later
+    turn, after this one's result.
+    """
+    kept: list[ToolCall] = parsed.tool_calls[:1]
+    kept_invalid: list[InvalidToolCall] = [] if kept else parsed.invalid_tool_calls[:1]
+    extra = [c for c in parsed.tool_calls if c not in kept]
+    extra_invalid = [c for c in parsed.invalid_tool_calls if c not in kept_invalid]
+    dropped: list[dict[str, Any]] = [{"name": c["name"], "args": c["args"]} for c in extra]
+    dropped += [{"name": c.get("name"), "args": c.get("args")} for c in extra_invalid]
+    return ParsedReply(parsed.content, kept, kept_invalid), dropped
 
 
 def _name_of(obj: Mapping[str, Any]) -> str | None:
@@ -258,22 +274,6 @@ def _json_kind(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- structured output
-
-
-_METHODS = ("json_schema", "function_calling", "json_mode")
-
-
-def check_structured_output_args(schema: Any, method: str, strict: bool | None) -> None:
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
-    if strict is not None and method == "json_mode":
-        raise ValueError(
-            "strict applies to method='json_schema' or 'function_calling', not json_mode"
-        )
-    if schema is None and method != "json_mode":
-        raise ValueError(
-            f"method={method!r} needs a schema; only method='json_mode' works without one"
-        )
 
 
 def _is_pydantic(schema: Any) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 
 __all__ = [
     "TOOL_KWARGS",
+    "TOOL_OPTIONS",
     "ToolRequest",
     "bind_tools_kwargs",
     "convert_tools",
@@ -29,13 +30,17 @@ __all__ = [
     "prepare_tools",
     "render_tool_calls",
     "render_tool_result",
+    "strict_parameters",
     "tool_instruction",
+    "tool_options",
     "tool_specs",
     "with_instruction",
 ]
 
 # Call arguments that switch a chat call onto the tool path.
 TOOL_KWARGS = frozenset({"tools", "tool_choice", "response_format"})
+# Call arguments that shape how tools are called (``bind_tools`` records them).
+TOOL_OPTIONS = ("strict", "parallel_tool_calls")
 _ENVELOPE_EXAMPLE = (
     '{"tool_calls": [{"name": "<tool name>", "arguments": {"<argument>": <value>}}]}'
 )
@@ -128,8 +133,18 @@ def _choice_from_dict(tool_choice: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- instructions
 
 
-def tool_instruction(tools: Sequence[Mapping[str, Any]], tool_choice: str | None) -> str:
-    """The system instruction offering ``tools`` (empty when ``tool_choice`` is ``none``)."""
+def tool_instruction(
+    tools: Sequence[Mapping[str, Any]],
+    tool_choice: str | None,
+    *,
+    single: bool = False,
+    strict: bool = False,
+) -> str:
+    """The system instruction offering ``tools`` (empty when ``tool_choice`` is ``none``).
+
+    ``single``: at most one call per reply (``parallel_tool_calls=False``); ``strict``: the
+    arguments must match the schemas exactly (``strict=True``).
+    """
     specs = tool_specs(tools)
     choice = normalize_tool_choice(tool_choice, list(specs))
     if choice == "none" or not specs:
@@ -142,12 +157,25 @@ def tool_instruction(tools: Sequence[Mapping[str, Any]], tool_choice: str | None
             lines.append(f"Description: {spec.description.strip()}")
         lines.append(f"Arguments (JSON schema): {schema}")
         lines.append("")
+    if single:
+        several = (
+            "Call at most ONE tool per reply: put exactly one call in the list and make the "
+            "next call after its result has come back."
+        )
+    else:
+        several = "Put several calls in the list to call several tools at once."
+    exactly = (
+        " Use exactly the properties the schema defines, with exactly its types: no other "
+        "properties."
+        if strict
+        else ""
+    )
     lines += [
         "To call tools, reply with ONLY a JSON object of this form and no other text:",
         _ENVELOPE_EXAMPLE,
-        'Each "arguments" value is a JSON object that satisfies that tool\'s schema. '
-        "Put several calls in the list to call several tools at once. Each result comes "
-        "back in a later message that names the tool and the call id.",
+        'Each "arguments" value is a JSON object that satisfies that tool\'s schema.'
+        f"{exactly} {several} Each result comes back in a later message that names the tool "
+        "and the call id.",
         "",
     ]
     if choice == "auto":
@@ -281,14 +309,61 @@ def _without_titles(schema: Any, *, in_properties: bool = False) -> Any:
     return schema
 
 
-def bind_tools_kwargs(tools: Any, tool_choice: Any) -> dict[str, Any]:
-    """The ``bind`` arguments for ``bind_tools``: converted tools and the checked choice."""
+def bind_tools_kwargs(
+    tools: Any,
+    tool_choice: Any,
+    strict: bool | None = None,
+    parallel_tool_calls: bool | None = None,
+) -> dict[str, Any]:
+    """The ``bind`` arguments for ``bind_tools``: converted tools, the checked choice and
+    the two tool options (recorded only when given)."""
     formatted = convert_tools(tools)
     names = [tool["function"]["name"] for tool in formatted]
     kwargs: dict[str, Any] = {"tools": formatted}
     if tool_choice is not None:
         kwargs["tool_choice"] = normalize_tool_choice(tool_choice, names)
+    kwargs.update(tool_options({"strict": strict, "parallel_tool_calls": parallel_tool_calls}))
     return kwargs
+
+
+def tool_options(kwargs: Mapping[str, Any]) -> dict[str, bool]:
+    """``strict`` and ``parallel_tool_calls`` among ``kwargs``, checked (``None``: unset)."""
+    options: dict[str, bool] = {}
+    for name in TOOL_OPTIONS:
+        value = kwargs.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True, False or None, got {value!r}")
+        options[name] = value
+    return options
+
+
+def strict_parameters(schema: Any) -> Any:
+    """``schema`` with every object closed (``additionalProperties: false`` where it says
+    nothing), as OpenAI's strict mode reads a tool's schema: extra arguments are then an
+    invalid call.  The caller's schema is never mutated."""
+    if isinstance(schema, list):
+        return [strict_parameters(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    closed = {
+        key: (
+            {name: strict_parameters(sub) for name, sub in value.items()}
+            if key in _SCHEMA_MAPS and isinstance(value, Mapping)
+            else strict_parameters(value)
+        )
+        for key, value in schema.items()
+    }
+    if (closed.get("type") == "object" or "properties" in closed) and (
+        "additionalProperties" not in closed
+    ):
+        closed["additionalProperties"] = False
+    return closed
+
+
+# Keywords whose value maps names to subschemas (the names are not schema keywords).
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions", "patternProperties"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +373,8 @@ class ToolRequest:
     instruction: str
     formatted: bool = False
     """Whether a ``response_format`` asks for a JSON answer."""
+    single: bool = False
+    """At most one call per reply (``parallel_tool_calls=False``)."""
 
     @property
     def forced(self) -> bool:
@@ -316,17 +393,33 @@ class ToolRequest:
 
 def prepare_tools(kwargs: Mapping[str, Any]) -> ToolRequest:
     tools = convert_tools(kwargs.get("tools") or [])
+    options = tool_options(kwargs)
+    strict = options.get("strict", False)
+    if strict:  # the replies are then held to the closed schemas
+        tools = [_strict_tool(tool) for tool in tools]
+    single = options.get("parallel_tool_calls") is False
     names = [tool["function"]["name"] for tool in tools]
     choice = normalize_tool_choice(kwargs.get("tool_choice"), names)
-    parts = [tool_instruction(tools, choice)]
+    parts = [tool_instruction(tools, choice, single=single, strict=strict)]
     response_format = kwargs.get("response_format")
     if response_format is not None:
         parts.append(format_instruction(response_format, with_tools=bool(parts[0])))
     instruction = "\n\n".join(part for part in parts if part)
     # With tool_choice "none" nothing is offered, so nothing in the reply is a call.
     return ToolRequest(
-        tools if choice != "none" else [], choice, instruction, response_format is not None
+        tools if choice != "none" else [],
+        choice,
+        instruction,
+        formatted=response_format is not None,
+        single=single,
     )
+
+
+def _strict_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    function = dict(tool["function"])
+    function["parameters"] = strict_parameters(function.get("parameters") or {"type": "object"})
+    function["strict"] = True
+    return {**tool, "function": function}
 
 
 def format_instruction(response_format: Any, *, with_tools: bool = False) -> str:

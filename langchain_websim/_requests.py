@@ -2,32 +2,28 @@
 
 A request is built and validated once, where the caller's input arrives (``WebsimClient``'s
 methods, ``ChatWebsim``, the tool), and then only read: the client sends it, retries send
-the same bytes, errors and results quote it.  A new request parameter is one field on the
-dataclass (with its check) and one entry where ``_wire`` builds the body.
+the same bytes, errors and results quote it.  A new image option is one entry in
+``_image_options.IMAGE_OPTIONS``; any other new parameter is one field on the dataclass
+(with its check) and one entry where ``_wire`` builds the body.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from langchain_websim import _wire
-from langchain_websim._content import image_url_problem, part_problem
+from langchain_websim._content import part_problem
+from langchain_websim._image_options import IMAGE_OPTIONS, ImageOptionValues
 
 __all__ = [
-    "IMAGE_OPTIONS",
-    "MAX_SEED",
-    "MAX_SIDE",
-    "MIN_SIDE",
     "ChatRequest",
-    "ImageOptions",
     "ImageRequest",
     "new_project_id",
-    "set_image_options",
     "validate_aspect_ratio",
-    "validate_image_option",
+    "validate_model",
     "validate_project_id",
     "validate_prompt",
     "validate_wire_messages",
@@ -52,69 +48,26 @@ class ChatRequest:
         return _wire.chat_body(self)
 
 
-IMAGE_OPTIONS: tuple[str, ...] = _wire.IMAGE_OPTIONS
-"""The optional image parameters, each sent only when set (``None`` leaves it out)."""
-MIN_SIDE, MAX_SIDE = 64, 2048
-MAX_SEED = 2**53 - 1
-"""The largest integer a JSON number keeps exactly in JavaScript, which reads Websim's bodies."""
-
-
-class ImageOptions(TypedDict, total=False):
-    """The optional image parameters, as keyword arguments (``WebsimClient.generate_image``)."""
-
-    seed: int | None
-    width: int | None
-    height: int | None
-    transparent: bool | None
-    image_inputs: Sequence[str] | None
-
-
 @dataclass(frozen=True, slots=True)
-class ImageRequest:
-    """One ``flux`` image: the prompt (stripped) and its options, checked on construction.
-
-    ``seed``, ``width``, ``height``, ``transparent`` and ``image_inputs`` are documented by
-    Websim's app runtime and unconfirmed on its HTTP API: each is sent only when not ``None``.
-    """
+class ImageRequest(ImageOptionValues):
+    """One ``flux`` image: the prompt (stripped), the aspect ratio and the image options
+    (``IMAGE_OPTIONS``, keyword-only, each sent only when not ``None``), checked on
+    construction; ``image_inputs`` is kept as a tuple."""
 
     prompt: str
     aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
     project_id: str | None = None
-    seed: int | None = field(default=None, kw_only=True)
-    """Same seed, same prompt and options: the same image (int, 0 to ``MAX_SEED``)."""
-    width: int | None = field(default=None, kw_only=True)
-    """Pixels, ``MIN_SIDE`` to ``MAX_SIDE``."""
-    height: int | None = field(default=None, kw_only=True)
-    """Pixels, ``MIN_SIDE`` to ``MAX_SIDE``."""
-    transparent: bool | None = field(default=None, kw_only=True)
-    """A transparent background (an image with an alpha channel)."""
-    image_inputs: Sequence[str] | None = field(default=None, kw_only=True)
-    """Reference images to edit or vary: http(s) or ``data:image/...`` URLs, kept as a tuple
-    and sent as ``[{"url": ...}]``."""
     endpoint: _wire.Endpoint = field(default=_wire.IMAGE, init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "prompt", validate_prompt(self.prompt))
         object.__setattr__(self, "aspect_ratio", validate_aspect_ratio(self.aspect_ratio))
         object.__setattr__(self, "project_id", _project_id(_wire.IMAGE, self.project_id))
-        for name in IMAGE_OPTIONS:
-            object.__setattr__(self, name, validate_image_option(name, getattr(self, name)))
+        for option in IMAGE_OPTIONS:
+            object.__setattr__(self, option.name, option.validate(getattr(self, option.name)))
 
     def body(self) -> bytes:
         return _wire.image_body(self)
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """The options that are set, by name (``image_inputs`` as a list of URLs)."""
-        return set_image_options(self)
-
-
-def set_image_options(source: Any) -> dict[str, Any]:
-    """The image options ``source`` (a request or a response) has set, by name."""
-    options = {name: getattr(source, name) for name in IMAGE_OPTIONS}
-    if options["image_inputs"] is not None:
-        options["image_inputs"] = list(options["image_inputs"])
-    return {name: value for name, value in options.items() if value is not None}
 
 
 def _project_id(endpoint: _wire.Endpoint, project_id: str | None) -> str:
@@ -165,6 +118,18 @@ def validate_aspect_ratio(aspect_ratio: str) -> str:
             f"(known values: {', '.join(_wire.KNOWN_ASPECT_RATIOS)}), got {aspect_ratio!r}"
         )
     return value
+
+
+def validate_model(model: Any, *, name: str = "model") -> str:
+    """A model name (``name``: how the caller gave it, for the message); it only routes the
+    call between chat and image generation, so any non-empty string is accepted."""
+    if not isinstance(model, str):
+        raise ValueError(
+            f"{name} must be a model name such as {_wire.DEFAULT_CHAT_MODEL!r}, got {model!r}"
+        )
+    if not model.strip():
+        raise ValueError(f"{name} is empty; give a model name such as {_wire.DEFAULT_CHAT_MODEL!r}")
+    return model
 
 
 def validate_prompt(prompt: str) -> str:
@@ -227,77 +192,3 @@ def _check_parts(i: int, parts: list[Any], role: str) -> None:
         problem = part_problem(part, role)
         if problem is not None:
             raise ValueError(f"message {i} content part {j}: {problem}")
-
-
-# --------------------------------------------------------------------------- image options
-
-
-def validate_image_option(name: str, value: Any) -> Any:
-    """Check one image option by name; ``None`` (not set) passes as it is."""
-    check = _OPTION_CHECKS.get(name)
-    if check is None:
-        raise TypeError(
-            f"unknown image option {name!r}; the options are {', '.join(IMAGE_OPTIONS)}"
-        )
-    return None if value is None else check(value)
-
-
-def _whole_number(name: str, value: Any, low: int, high: int, hint: str) -> int:
-    # bool is an int subclass: True would otherwise be sent as seed 1.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be a whole number ({hint}), got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be {hint}, got {value}")
-    return value
-
-
-def validate_seed(seed: Any) -> int:
-    return _whole_number("seed", seed, 0, MAX_SEED, f"0 to {MAX_SEED}")
-
-
-def _side(name: str) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        return _whole_number(name, value, MIN_SIDE, MAX_SIDE, f"{MIN_SIDE} to {MAX_SIDE} pixels")
-
-    return check
-
-
-def validate_transparent(transparent: Any) -> bool:
-    if not isinstance(transparent, bool):
-        raise TypeError(f"transparent must be True or False, got {transparent!r}")
-    return transparent
-
-
-def validate_image_inputs(image_inputs: Any) -> tuple[str, ...]:
-    """A non-empty list of http(s) or ``data:image/...`` URLs, returned as a tuple."""
-    if isinstance(image_inputs, (str, bytes)) or not isinstance(image_inputs, Sequence):
-        raise TypeError(
-            f"image_inputs must be a list of image URLs (http(s) or data:image/...), "
-            f"got {_wire.excerpt(repr(image_inputs), 80)}"
-        )
-    if not image_inputs:
-        raise ValueError("image_inputs is empty; give at least one image URL, or leave it unset")
-    urls: list[str] = []
-    for i, url in enumerate(image_inputs):
-        value = url.strip() if isinstance(url, str) else url
-        if not isinstance(value, str):
-            raise ValueError(
-                f"image_inputs[{i}] must be an http(s) URL or a data:image/... URL, "
-                f"got {_wire.excerpt(repr(url), 80)}"
-            )
-        problem = image_url_problem(value)
-        if problem is not None:
-            raise ValueError(
-                f"image_inputs[{i}] must be an http(s) URL or a data:image/... URL: {problem}"
-            )
-        urls.append(value)
-    return tuple(urls)
-
-
-_OPTION_CHECKS: dict[str, Callable[[Any], Any]] = {
-    "seed": validate_seed,
-    "width": _side("width"),
-    "height": _side("height"),
-    "transparent": validate_transparent,
-    "image_inputs": validate_image_inputs,
-}

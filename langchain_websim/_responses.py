@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar
 
 from langchain_websim._download import writable_path, write_file
-from langchain_websim._requests import IMAGE_OPTIONS, ImageRequest, set_image_options
+from langchain_websim._image_options import IMAGE_OPTION_NAMES, ImageOptionValues
+from langchain_websim._requests import ImageRequest
 
 __all__ = ["WebsimChatResponse", "WebsimImageResponse"]
 
@@ -43,11 +44,12 @@ class WebsimChatResponse:
 
 
 @dataclass(frozen=True, slots=True)
-class WebsimImageResponse:
+class WebsimImageResponse(ImageOptionValues):
     """A generated image: ``url`` is the absolute http(s) URL the service returned.
 
-    The image options that were sent are echoed (``None``: not sent); ``options`` has the
-    ones that were.  ``save(path)`` / ``await asave(path)`` download the image to a file.
+    The image options that were sent are echoed as fields of the same names (``None``: not
+    sent); ``options`` has the ones that were.  ``save(path)`` / ``await asave(path)``
+    download the image to a file.
     """
 
     url: str
@@ -57,11 +59,6 @@ class WebsimImageResponse:
     attempts: int
     elapsed: float
     rate_wait: float = 0.0
-    seed: int | None = field(default=None, kw_only=True)
-    width: int | None = field(default=None, kw_only=True)
-    height: int | None = field(default=None, kw_only=True)
-    transparent: bool | None = field(default=None, kw_only=True)
-    image_inputs: Sequence[str] | None = field(default=None, kw_only=True)
     client: Downloader | None = field(default=None, kw_only=True, repr=False, compare=False)
     """The ``WebsimClient`` that generated the image; ``save`` downloads through it."""
 
@@ -83,14 +80,9 @@ class WebsimImageResponse:
             project_id,
             *timing,
             # As the request holds them: image_inputs stays a tuple, so the response hashes.
-            **{name: getattr(request, name) for name in IMAGE_OPTIONS},
+            **{name: getattr(request, name) for name in IMAGE_OPTION_NAMES},
             client=client,
         )
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """The image options that were sent, by name."""
-        return set_image_options(self)
 
     def save(self, path: str | os.PathLike[str], *, client: Downloader | None = None) -> Path:
         """Download the image and write it to ``path`` (replaced whole); return the path.

@@ -27,6 +27,7 @@ __all__ = [
     "SETTING_NAMES",
     "ConnectionSettings",
     "WebsimSettings",
+    "check_base_url",
     "normalize_base_url",
     "resolve_base_url",
     "validate_headers",
@@ -38,6 +39,11 @@ def resolve_base_url(base_url: str | None) -> str:
     if base_url is not None:
         return base_url
     return os.environ.get(_wire.BASE_URL_ENV) or _wire.DEFAULT_BASE_URL
+
+
+def check_base_url(base_url: str | None) -> str:
+    """The base URL to use: ``None`` resolved (``resolve_base_url``), then validated."""
+    return normalize_base_url(resolve_base_url(base_url))
 
 
 def normalize_base_url(base_url: str) -> str:
@@ -123,7 +129,7 @@ class ConnectionSettings(BaseModel):
     @field_validator("base_url", mode="before")
     @classmethod
     def _check_base_url(cls, value: Any) -> str:
-        return normalize_base_url(resolve_base_url(value))
+        return check_base_url(value)
 
     @field_validator("proxy", mode="before")
     @classmethod

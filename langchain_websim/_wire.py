@@ -37,9 +37,12 @@ DEFAULT_CHAT_MODEL = "gemini-1.5-pro"
 DEFAULT_IMAGE_MODEL = "flux"
 DEFAULT_ASPECT_RATIO = "1:1"
 KNOWN_ASPECT_RATIOS = ("1:1", "16:9", "9:16")
-# Image parameters Websim's app runtime documents beyond the three every client sends; none
-# has been seen on the HTTP API, so each goes into the body only when the caller sets it.
-IMAGE_OPTIONS = ("seed", "width", "height", "transparent", "image_inputs")
+
+
+def is_image_model(model: str) -> bool:
+    """Whether a model name routes to image generation (names are never sent)."""
+    return model.lower() in IMAGE_MODELS
+
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 EXCERPT_CHARS = 500
@@ -124,16 +127,9 @@ class _ImageFields(Protocol):
     def aspect_ratio(self) -> str: ...
     @property
     def project_id(self) -> str | None: ...
-    @property
-    def seed(self) -> int | None: ...
-    @property
-    def width(self) -> int | None: ...
-    @property
-    def height(self) -> int | None: ...
-    @property
-    def transparent(self) -> bool | None: ...
-    @property
-    def image_inputs(self) -> Sequence[str] | None: ...
+    def wire_options(self) -> dict[str, Any]:
+        """The image options that are set, by wire name (``_image_options``)."""
+        ...
 
 
 def chat_body(request: _ChatFields) -> bytes:
@@ -148,13 +144,25 @@ def image_body(request: _ImageFields) -> bytes:
         "project_id": request.project_id,
         "prompt": request.prompt,
         "aspect_ratio": request.aspect_ratio,
+        # Websim's app runtime documents more image parameters; none has been seen on the
+        # HTTP API, so each goes into the body only when the caller sets it.
+        **request.wire_options(),
     }
-    for name in IMAGE_OPTIONS:
-        value = getattr(request, name)
-        if value is not None:
-            # The runtime takes reference images as objects, leaving room for more fields.
-            payload[name] = [{"url": url} for url in value] if name == "image_inputs" else value
     return _encode(payload)
+
+
+def url_objects(urls: Sequence[str]) -> list[dict[str, str]]:
+    """URLs as the image runtime takes them: ``[{"url": ...}]`` (room for more fields)."""
+    return [{"url": url} for url in urls]
+
+
+def urls_of_objects(value: Any) -> list[Any]:
+    """The inverse of ``url_objects``; ``ValueError`` naming the shape for anything else."""
+    if not isinstance(value, list) or not all(
+        isinstance(item, dict) and set(item) == {"url"} for item in value
+    ):
+        raise ValueError('a list of {"url": ...} objects')
+    return [item["url"] for item in value]
 
 
 # ``json.dumps`` with a non-default argument builds a new encoder on every call.

@@ -7,32 +7,36 @@ loop, so there is a single code path for both.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.language_models import BaseChatModel, LangSmithParams, ModelProfile
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import AliasChoices, ConfigDict, Field, field_validator, model_validator
 
 from langchain_websim import _wire
-from langchain_websim._client_owner import ClientOwner
-from langchain_websim._image_options import IMAGE_OPTIONS, ImageOptionFields, image_message
-from langchain_websim._messages import (
-    answer_metadata,
+from langchain_websim._answers import (
     apply_stop,
-    convert_messages,
-    image_prompt,
+    chat_answer,
+    image_answer,
     only_chunk,
-    validate_stop,
+    tool_call_answer,
 )
+from langchain_websim._client_owner import ClientOwner
+from langchain_websim._image_options import IMAGE_OPTION_NAMES, ImageOptionFields
+from langchain_websim._messages import convert_messages, image_prompt, validate_stop
+from langchain_websim._profiles import profile_for
+from langchain_websim._prompt import TOOL_KWARGS, TOOL_OPTIONS
 from langchain_websim._requests import (
     ChatRequest,
     ImageRequest,
     validate_aspect_ratio,
+    validate_model,
     validate_project_id,
 )
 from langchain_websim._transport import redact_url
@@ -49,9 +53,16 @@ CHAT_MODELS: tuple[str, ...] = _wire.CHAT_MODELS
 IMAGE_MODELS: tuple[str, ...] = _wire.IMAGE_MODELS
 
 # Per-call keyword arguments ChatWebsim understands; anything else is a caller mistake.
-TOOL_KWARGS = frozenset({"tools", "tool_choice", "response_format"})
-_IMAGE_KWARGS = ("prompt", "aspect_ratio", *IMAGE_OPTIONS)
-_CALL_KWARGS = frozenset({"model", "project_id", "stream", *_IMAGE_KWARGS, *TOOL_KWARGS})
+# ``stop`` is a parameter of its own in LangChain's call path; ``stream`` is what
+# ``stream()`` adds.
+_CHAT_KWARGS = ("model", "project_id", "stream", *sorted(TOOL_KWARGS), *TOOL_OPTIONS)
+_IMAGE_KWARGS = ("prompt", "aspect_ratio", *IMAGE_OPTION_NAMES)
+_CALL_KWARGS = frozenset({*_CHAT_KWARGS, *_IMAGE_KWARGS})
+# What LangChain itself passes through ``bind`` besides call arguments.
+_BIND_KWARGS = frozenset({*_CALL_KWARGS, "stop", "ls_structured_output_format"})
+_METHODS = ("json_schema", "function_calling", "json_mode")
+# langchain-core's approximate counter's default: about four characters a token.
+_CHARS_PER_TOKEN = 4.0
 # LangChain's standard parameters that Websim has no equivalent for.
 _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 
@@ -59,29 +70,56 @@ _NO_EQUIVALENT = ("temperature", "max_tokens", "api_key")
 class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
     """Websim chat model (and ``flux`` image generation through the chat interface).
 
-    Setup: ``pip install langchain-websim``; no API key; ``WEBSIM_BASE_URL`` picks the host.
+    Setup:
+        ``pip install langchain-websim``.  Websim needs no API key.  Set ``WEBSIM_BASE_URL``
+        (or pass ``base_url``) to talk to another host, e.g. the bundled emulator.
 
-    Model names only route a call: Websim picks the chat model itself and the name is never
-    sent.  ``"flux"`` (``IMAGE_MODELS``) generates an image, any other name is a chat
-    completion; a per-call ``model=`` overrides the field.
+    Model names:
+        Websim does not let the caller pick the chat model: the service chooses it, and the
+        model name is never sent.  The name only routes the call: one of ``IMAGE_MODELS``
+        (``"flux"``) generates an image, anything else, including names not in
+        ``CHAT_MODELS``, is a chat completion.  A per-call ``model=`` overrides the field.
 
     Key init args:
         model: ``"gemini-1.5-pro"`` by default (alias ``model_name``).
-        base_url, timeout, max_retries, retry_base_delay, retry_max_delay, proxy, headers,
-            max_connections, ca_bundle, ssl_context: the connection settings, as for
-            ``WebsimClient``; instances with the same settings share one process-wide client.
-        client: an explicit ``WebsimClient``; the connection fields then mirror its settings.
+        connection settings (``base_url``, ``timeout``, ``max_retries``, ...): the fields
+            of ``ConnectionSettings`` (``langchain_websim._settings``), defined there once
+            with their defaults and checks and shared with ``WebsimClient`` and
+            ``WebsimImageTool``.  Instances with the same settings share one process-wide
+            client (``WebsimClient.shared``) and so one connection pool.  They are checked
+            again when assigned, and a changed setting applies from the next call.
+        client: an explicit ``WebsimClient`` to use instead; the connection fields then
+            mirror its settings.  A pickled copy gets the process-wide client for the same
+            configuration.  ``dumpd`` leaves the client out, so a loaded copy uses the
+            shared client for the mirrored fields (custom headers and the pool size are not
+            in the serialized form).
         project_id: a fixed Websim project id; by default every request gets a fresh one.
-        stop: stop sequences, applied to chat answers on our side (Websim has none).
-        aspect_ratio: for image models, ``"1:1"`` by default.
-        seed, width, height, transparent, image_inputs: ``flux`` options, sent when set.
-        streaming: route ``invoke`` through the (single-chunk) streaming path.
+        stop: stop sequences.  Websim has no stop parameter: the answer is cut before the
+            first stop sequence on our side.  They apply to chat answers only.
+        aspect_ratio: image aspect ratio for image models, ``"1:1"`` by default.
+        image options (``seed``, ``width``, ...): the fields of ``IMAGE_OPTIONS``
+            (``langchain_websim._image_options``), for image models, each sent only when
+            set; a per-call argument of the same name wins.
+        streaming: route ``invoke`` through the streaming path (not with tools bound).
+            Websim does not stream, so a stream is always one chunk: the whole answer.
         tool_call_retries: re-asks when a tool call is required and the reply made none.
         json_mode: Websim's ``"json": true`` flag; default: automatic (see the field).
 
-    ``bind_tools`` and ``with_structured_output`` work through the prompt (Websim has no
-    native tools); ``temperature``, ``max_tokens`` and ``api_key`` are ignored with a
-    warning.  See https://github.com/langchain-websim/langchain-websim/blob/main/docs/chat.md
+    Tool calling and structured output:
+        Websim has no native tool calling: ``bind_tools`` describes the tools in a system
+        instruction and parses the calls out of the reply text; ``with_structured_output``
+        asks for JSON and validates it.  ``bind_tools`` takes ``strict`` and
+        ``parallel_tool_calls`` as agents pass them.  See
+        https://github.com/langchain-websim/langchain-websim/blob/main/docs/chat.md
+
+    History, profile, token counts:
+        Past AI messages from any model are sent as their visible text (hidden reasoning
+        and server-side tool blocks dropped, images as a line naming the URL).  ``profile``
+        is the route's model profile (no context size: pass ``profile={"max_input_tokens":
+        ...}``); token counts are langchain-core's approximation.
+
+    ``temperature``, ``max_tokens`` and ``api_key`` are accepted for compatibility with
+    generic LangChain code and ignored with a warning: Websim has no such settings.
 
     Invoke:
         ```python
@@ -89,12 +127,19 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
 
         llm = ChatWebsim()
         llm.invoke([("system", "Answer briefly."), ("human", "What is 2 + 2?")])
-        ChatWebsim(model="flux").invoke("a lighthouse", aspect_ratio="16:9", seed=7)
         ```
 
-    Response metadata: ``model_name``, ``model_provider``, ``project_id``, ``finish_reason``,
-    ``attempts``, ``rate_wait`` (seconds waited for the rate control) and, for images,
-    ``image_url``, ``aspect_ratio`` and the options sent.  No token counts: Websim sends none.
+    Image generation:
+        ```python
+        msg = ChatWebsim(model="flux").invoke("a lighthouse at dusk", aspect_ratio="16:9", seed=7)
+        msg.response_metadata["image_url"]
+        ```
+
+    Response metadata:
+        ``model_name`` (the routed model), ``model_provider``, ``project_id``,
+        ``finish_reason``, ``attempts``, ``rate_wait`` (seconds waited for the rate control)
+        and, for images, ``image_url``, ``aspect_ratio`` and the image options sent.
+        ``usage_metadata`` is never set: Websim reports no token counts.
     """
 
     CHAT_MODELS: ClassVar[tuple[str, ...]] = CHAT_MODELS
@@ -144,9 +189,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
     @field_validator("model")
     @classmethod
     def _check_model(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("model must be a non-empty model name, e.g. 'gemini-1.5-pro'")
-        return value
+        return validate_model(value)
 
     @field_validator("project_id")
     @classmethod
@@ -189,9 +232,36 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
             params["ls_stop"] = ls_stop
         return params
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        # The route's profile (chat or flux); LangChain keeps a caller's own ``profile=``.
+        return profile_for(self.model)
+
     @classmethod
     def is_lc_serializable(cls) -> bool:
         return True
+
+    # ------------------------------------------------------------------ token counts
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """An approximate token count (langchain-core's ``count_tokens_approximately``).
+
+        Websim publishes no tokenizer and reports no usage, so this is an estimate (about
+        four characters a token, a fixed cost per image); ``tools`` (anything ``bind_tools``
+        takes) adds their schemas as the prompt protocol sends them.
+        """
+        from langchain_core.messages.utils import count_tokens_approximately
+
+        from langchain_websim._prompt import convert_tools
+
+        schemas: list[Any] | None = convert_tools(tools) if tools else None
+        return count_tokens_approximately(messages, tools=schemas)
+
+    def get_num_tokens(self, text: str) -> int:
+        """An approximate token count for ``text``, by the same rule as
+        ``get_num_tokens_from_messages`` (about four characters a token)."""
+        return math.ceil(len(text) / _CHARS_PER_TOKEN)
 
     @property
     def lc_secrets(self) -> dict[str, str]:
@@ -206,6 +276,8 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: dict[str, Any] | str | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Offer ``tools`` (anything ``convert_to_openai_tool`` takes) through the prompt.
@@ -213,11 +285,21 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         ``tool_choice``: ``None``/``"auto"`` (the model decides), ``"any"``/``"required"``/
         ``True`` (some call is required), a tool name or ``{"type": "function",
         "function": {"name": ...}}`` (that call is required), ``"none"`` (nothing offered).
-        Unknown names raise ``ValueError``; ``kwargs`` go to ``bind``.
+        Unknown names raise ``ValueError``.
+
+        ``strict=True``: the model is told to use exactly the schema's properties, and a
+        call with any other argument is invalid (every object in the schemas is closed).
+        ``parallel_tool_calls=False``: the model is told to call one tool at a time, and
+        a reply keeps at most one call (the first valid one); the others are not run and
+        are listed in ``response_metadata["dropped_tool_calls"]``.  Both are recorded in
+        the binding and may also be passed per call.  ``kwargs`` go to ``bind``; one that
+        ``ChatWebsim`` does not take raises ``TypeError`` here.
         """
         from langchain_websim._prompt import bind_tools_kwargs
 
-        return self.bind(**bind_tools_kwargs(tools, tool_choice), **kwargs)
+        _check_call_kwargs(kwargs, _BIND_KWARGS)  # at bind time, not at every call
+        options = bind_tools_kwargs(tools, tool_choice, strict, parallel_tool_calls)
+        return self.bind(**options, **kwargs)
 
     def with_structured_output(
         self,
@@ -240,7 +322,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
 
         from langchain_websim import _parsers
 
-        _parsers.check_structured_output_args(schema, method, strict)
+        _check_structured_output_args(schema, method, strict)
         options = (
             {"method": method} if method == "json_mode" else {"method": method, "strict": strict}
         )
@@ -276,19 +358,11 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> AIMessage:
         """One call: check its arguments, route it (image, chat, chat with tools), answer."""
-        if kwargs and not _CALL_KWARGS.issuperset(kwargs):
-            unknown = ", ".join(sorted(set(kwargs) - _CALL_KWARGS))
-            raise TypeError(
-                f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
-                "model, project_id, stop, tools, tool_choice, response_format, and for image "
-                f"models {', '.join(_IMAGE_KWARGS)})"
-            )
-        model = kwargs.get("model", self.model)
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError(f"model must be a non-empty model name, got {model!r}")
+        _check_call_kwargs(kwargs, _CALL_KWARGS)
+        model = validate_model(kwargs.get("model", self.model))
         wire = convert_messages(messages)
         project_id = kwargs.get("project_id", self.project_id)
-        if model.lower() in IMAGE_MODELS:
+        if _wire.is_image_model(model):
             return await self._agenerate_image(model, wire, project_id, kwargs)
         if not kwargs.keys().isdisjoint(_IMAGE_KWARGS):
             names = ", ".join(f"{name}=" for name in _IMAGE_KWARGS if name in kwargs)
@@ -300,9 +374,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         if kwargs and not TOOL_KWARGS.isdisjoint(kwargs):
             return await self._achat_with_tools(model, wire, project_id, stop, kwargs)
         request = ChatRequest(wire, project_id, self.json_mode is True)
-        answer = await self._websim_client().asend(request)
-        metadata = answer_metadata(model, answer.project_id, answer.attempts, answer.rate_wait)
-        return AIMessage(content=apply_stop(answer.text, stop), response_metadata=metadata)
+        return chat_answer(model, await self._websim_client().asend(request), stop)
 
     async def _agenerate_image(
         self, model: str, wire: list[dict[str, Any]], project_id: str | None, kwargs: dict[str, Any]
@@ -310,7 +382,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         prompt = image_prompt(wire, kwargs.get("prompt"))
         ratio = kwargs.get("aspect_ratio", self.aspect_ratio)
         request = ImageRequest(prompt, ratio, project_id, **self.image_options(kwargs))
-        return image_message(model, await self._websim_client().asend(request))
+        return image_answer(model, await self._websim_client().asend(request))
 
     async def _achat_with_tools(
         self,
@@ -321,7 +393,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         kwargs: dict[str, Any],
     ) -> AIMessage:
         """Send with the tool/format instruction; parse, and re-ask when a call is due."""
-        from langchain_websim._parsers import parse_reply
+        from langchain_websim._parsers import one_call_only, parse_reply
         from langchain_websim._prompt import corrective_instruction, prepare_tools, with_instruction
 
         tools = prepare_tools(kwargs)
@@ -345,14 +417,15 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
             attempts += answer.attempts
             waited += answer.rate_wait
             parsed = parse_reply(apply_stop(answer.text, stop), tools.tools)
-        metadata = answer_metadata(model, answer.project_id, attempts, waited)
-        metadata["tool_call_reasks"] = reasks
-        return AIMessage(
-            content=parsed.content,
-            response_metadata=metadata,
-            tool_calls=parsed.tool_calls,
-            invalid_tool_calls=parsed.invalid_tool_calls,
+        dropped: list[dict[str, Any]] | None = None
+        if tools.single:  # parallel_tool_calls=False
+            parsed, dropped = one_call_only(parsed)
+        message = tool_call_answer(
+            model, answer.project_id, parsed, attempts=attempts, rate_wait=waited, reasks=reasks
         )
+        if dropped is not None:
+            message.response_metadata["dropped_tool_calls"] = dropped
+        return message
 
     def _generate(
         self,
@@ -398,3 +471,27 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         if run_manager is not None:
             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
+
+
+def _check_call_kwargs(kwargs: dict[str, Any], known: frozenset[str]) -> None:
+    if kwargs and not known.issuperset(kwargs):
+        unknown = ", ".join(sorted(set(kwargs) - known))
+        raise TypeError(
+            f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
+            f"{', '.join(('stop', *_CHAT_KWARGS))}, and for image models "
+            f"{', '.join(_IMAGE_KWARGS)})"
+        )
+
+
+def _check_structured_output_args(schema: Any, method: str, strict: bool | None) -> None:
+    """``with_structured_output``'s arguments, refused before anything is bound."""
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, got {method!r}")
+    if strict is not None and method == "json_mode":
+        raise ValueError(
+            "strict applies to method='json_schema' or 'function_calling', not json_mode"
+        )
+    if schema is None and method != "json_mode":
+        raise ValueError(
+            f"method={method!r} needs a schema; only method='json_mode' works without one"
+        )

@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -23,17 +22,23 @@ from langchain_websim._cli_common import (
     EXIT_SERVICE,
     EXIT_USAGE,
     CommandParser,
-    image_file_name,
     image_input,
     keep_dir,
     note,
     output_dir,
     output_file,
+    save_image,
 )
 from langchain_websim._cli_emulator import DESCRIPTION as EMULATOR_DESCRIPTION
 from langchain_websim._cli_emulator import add_emulator_options, serve
-from langchain_websim._requests import ImageRequest, validate_prompt, validate_wire_messages
-from langchain_websim._settings import normalize_base_url
+from langchain_websim._image_options import IMAGE_OPTIONS, ImageOption
+from langchain_websim._requests import (
+    ImageRequest,
+    validate_model,
+    validate_prompt,
+    validate_wire_messages,
+)
+from langchain_websim._settings import check_base_url
 
 __all__ = ["EXIT_OK", "EXIT_SERVICE", "EXIT_USAGE", "build_parser", "main"]
 
@@ -131,30 +136,38 @@ def _add_image_options(image: argparse.ArgumentParser) -> None:
         metavar="W:H",
         help=f"shape, e.g. {', '.join(_wire.KNOWN_ASPECT_RATIOS)} (default: %(default)s)",
     )
-    image.add_argument(
-        "--seed", type=int, metavar="N", help="same seed and prompt, same image (default: random)"
-    )
-    image.add_argument("--width", type=int, metavar="PX", help="64-2048 (default: the service's)")
-    image.add_argument("--height", type=int, metavar="PX", help="64-2048 (default: the service's)")
-    image.add_argument(
-        "--transparent",
-        action="store_const",
-        const=True,
-        help="ask for a transparent background (default: not sent)",
-    )
-    image.add_argument(
-        "--image-input",
-        action="append",
-        metavar="URL_OR_FILE",
-        help="a reference image to edit or vary: an http(s) or data: URL, or a local image "
-        "file (sent as a data URL); repeat for several (default: none)",
-    )
+    for option in IMAGE_OPTIONS:
+        image.add_argument(option.flag.flag, dest=option.name, **_flag_kind(option))
     image.add_argument(
         "--output",
         metavar="FILE",
         help="save the image to FILE (default: with --emulator, a new temporary directory; "
         "otherwise not saved)",
     )
+
+
+def _flag_kind(option: ImageOption) -> dict[str, Any]:
+    """argparse's keywords for an image option: the kind of flag follows its values."""
+    said = option.help[0].lower() + option.help[1:].rstrip(".")
+    about = f"{said}; {option.values}"
+    if isinstance(option.example, bool):  # a switch: giving it is the value
+        return {"action": "store_const", "const": True, "help": f"{said} (default: not sent)"}
+    if isinstance(option.example, list):
+        files = ", or local image files (sent as data URLs)" if option.name in _FROM_FILES else ""
+        return {
+            "action": "append",
+            "metavar": option.flag.metavar,
+            "help": f"{about}{files}; repeat for several (default: none)",
+        }
+    return {
+        "type": type(option.example),
+        "metavar": option.flag.metavar,
+        "help": f"{about} (default: not sent)",
+    }
+
+
+# How a flag's items are read: a reference image may be a local file (sent as a data URL).
+_FROM_FILES: dict[str, Callable[[str], str]] = {"image_inputs": image_input}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,9 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _target(args: argparse.Namespace) -> Iterator[str]:
     """The base URL to talk to: an in-process emulator with --emulator, else the service."""
     if not args.emulator:
-        yield normalize_base_url(
-            args.base_url or os.environ.get(_wire.BASE_URL_ENV) or _wire.DEFAULT_BASE_URL
-        )
+        # The settings' own resolution: unset means $WEBSIM_BASE_URL or the default host,
+        # and an empty --base-url is refused as an empty base_url is everywhere.
+        yield check_base_url(args.base_url)
         return
     from langchain_websim.testing import WebsimEmulator, agent_responder
 
@@ -214,11 +227,10 @@ def _target(args: argparse.Namespace) -> Iterator[str]:
 
 
 def _prepare_chat(args: argparse.Namespace) -> Job:
-    if not args.model.strip():
-        raise ValueError("--model is empty; give a model name such as 'gemini-1.5-pro'")
+    validate_model(args.model, name="--model")
     system = [{"role": "system", "content": args.system}] if args.system else []
     validate_wire_messages([*system, {"role": "user", "content": args.prompt}])
-    if args.model.lower() in _wire.IMAGE_MODELS:
+    if _wire.is_image_model(args.model):
         validate_prompt(args.prompt)
     return _chat
 
@@ -248,42 +260,28 @@ def _chat(args: argparse.Namespace, base_url: str) -> int:
 
 
 def _prepare_image(args: argparse.Namespace) -> Job:
-    inputs = [image_input(value) for value in args.image_input or ()]
-    args.request = ImageRequest(
-        args.prompt,
-        args.aspect_ratio,
-        seed=args.seed,
-        width=args.width,
-        height=args.height,
-        transparent=args.transparent,
-        image_inputs=inputs or None,
-    )
+    options = {option.name: getattr(args, option.name) for option in IMAGE_OPTIONS}
+    for name, read in _FROM_FILES.items():
+        if options[name] is not None:
+            options[name] = [read(value) for value in options[name]]
+    args.request = ImageRequest(args.prompt, args.aspect_ratio, **options)
     args.output = output_file(args.output)
     return _image
 
 
 def _image(args: argparse.Namespace, base_url: str) -> int:
+    from langchain_websim._answers import image_artifact
     from langchain_websim._client import WebsimClient
 
     client = WebsimClient.shared(base_url)
     result = client.run_sync(client.asend(args.request))
     saved = _keep(args, base_url, result.url, args.output)
     if args.json:
-        options = dict(result.options)
-        if "image_inputs" in options:  # data URLs can be megabytes: count them instead
-            options["image_inputs"] = len(options["image_inputs"])
-        _print_json(
-            {
-                "url": result.url,
-                "prompt": result.prompt,
-                "aspect_ratio": result.aspect_ratio,
-                **options,
-                "model": _wire.DEFAULT_IMAGE_MODEL,
-                "project_id": result.project_id,
-                "attempts": result.attempts,
-                **({"file": str(saved)} if saved else {}),
-            }
-        )
+        record = image_artifact(result)
+        if "image_inputs" in record:  # data URLs can be megabytes: count them instead
+            record["image_inputs"] = len(record["image_inputs"])
+        record["attempts"] = result.attempts
+        _print_json({**record, **({"file": str(saved)} if saved else {})})
     else:
         print(result.url)
     return EXIT_OK
@@ -293,12 +291,7 @@ def _keep(args: argparse.Namespace, base_url: str, url: str, output: Path | None
     """Save the image when asked to, and always from the emulator, whose URLs die with it."""
     if output is None and not args.emulator:
         return None
-    from langchain_websim._client import WebsimClient
-    from langchain_websim._download import write_file
-
-    data = WebsimClient.shared(base_url).download(url)
-    target = output or keep_dir() / image_file_name(url, data, 1)
-    write_file(target, data)
+    target = save_image(base_url, url, file=output, directory=None if output else keep_dir())
     note(f"{DIES_NOTE}; the image is saved at {target}" if args.emulator else f"saved {target}")
     return target
 

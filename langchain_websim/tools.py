@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, cast
 
 from langchain_core.tools import BaseTool, InjectedToolArg, ToolException
 from langchain_core.tools.base import ArgsSchema, ToolExceptionHandlerOutput
@@ -28,16 +28,20 @@ from pydantic import (
 from pydantic.v1 import ValidationError as ValidationErrorV1
 
 from langchain_websim import _wire
+from langchain_websim._answers import image_artifact, image_content
 from langchain_websim._client_owner import ClientOwner
-from langchain_websim._image_options import IMAGE_OPTIONS, ImageOptionFields, check_image_field
-from langchain_websim._messages import image_content
+from langchain_websim._image_options import (
+    IMAGE_OPTION_NAMES,
+    IMAGE_OPTIONS,
+    ImageOptionFields,
+    check_image_field,
+)
 from langchain_websim._requests import (
     ImageRequest,
     validate_aspect_ratio,
     validate_project_id,
     validate_prompt,
 )
-from langchain_websim._responses import WebsimImageResponse
 from langchain_websim.errors import (
     WebsimAPIError,
     WebsimBlockedError,
@@ -67,15 +71,6 @@ _PROMPT_DESCRIPTION = (
 )
 
 
-_SEED_DESCRIPTION = (
-    "Optional whole number (0 or more) that makes the image reproducible: the same prompt "
-    "with the same seed gives the same picture. Give one when the user wants to repeat or "
-    "slightly adjust an earlier image (reuse its seed), otherwise leave it out for a new one."
-)
-_TRANSPARENT_DESCRIPTION = (
-    "Set to true for a transparent background, for logos, icons, stickers and sprites that "
-    "will be placed on something else. Leave it out for an ordinary picture."
-)
 # Set by the application, per call or on the tool, never by the model: InjectedToolArg keeps
 # them out of the schema the model sees.
 _Injected = InjectedToolArg()
@@ -89,8 +84,8 @@ def _aspect_ratio_description(default: str) -> str:
     )
 
 
-class WebsimImageInput(BaseModel):
-    """Arguments of ``websim_image_generation``."""
+class _PromptArguments(BaseModel):
+    """The arguments every image has: what to draw and its shape."""
 
     # An argument the tool does not have is reported to the model, not silently dropped.
     model_config = ConfigDict(extra="forbid")
@@ -103,11 +98,6 @@ class WebsimImageInput(BaseModel):
         default=_wire.DEFAULT_ASPECT_RATIO,
         description=_aspect_ratio_description(_wire.DEFAULT_ASPECT_RATIO),
     )
-    seed: int | None = Field(default=None, description=_SEED_DESCRIPTION)
-    transparent: bool | None = Field(default=None, description=_TRANSPARENT_DESCRIPTION)
-    width: Annotated[int | None, _Injected] = None
-    height: Annotated[int | None, _Injected] = None
-    image_inputs: Annotated[list[str] | None, _Injected] = None
 
     @field_validator("prompt")
     @classmethod
@@ -125,11 +115,34 @@ class WebsimImageInput(BaseModel):
     def _check_aspect_ratio(cls, value: str) -> str:
         return validate_aspect_ratio(value)
 
-    _check_image_option = field_validator(*IMAGE_OPTIONS, mode="before")(check_image_field)
+    _check_image_option = field_validator(*IMAGE_OPTION_NAMES, mode="before", check_fields=False)(
+        check_image_field
+    )
+
+
+def _option_argument(name: str) -> tuple[Any, Any]:
+    """An image option as a tool argument: described for the model when it may set it,
+    hidden from the model's schema (``InjectedToolArg``) when it is the application's."""
+    option = next(option for option in IMAGE_OPTIONS if option.name == name)
+    annotation = ImageOptionFields.model_fields[name].annotation
+    if option.for_model is None:
+        return Annotated[annotation, _Injected], None
+    return annotation, Field(default=None, description=option.for_model)
+
+
+WebsimImageInput = create_model(
+    "WebsimImageInput",
+    __base__=_PromptArguments,
+    __module__=__name__,
+    __doc__="Arguments of ``websim_image_generation``: the prompt, the aspect ratio and the "
+    "image options (``IMAGE_OPTIONS``; those without a description for the model are hidden "
+    "from its schema).",
+    **cast(dict[str, Any], {name: _option_argument(name) for name in IMAGE_OPTION_NAMES}),
+)
 
 
 @functools.cache
-def _input_schema(default_aspect_ratio: str) -> type[WebsimImageInput]:
+def _input_schema(default_aspect_ratio: str) -> type[_PromptArguments]:
     """The argument schema advertising ``default_aspect_ratio`` as the default.
 
     BaseTool fills omitted arguments with the schema's defaults before ``_run`` sees them,
@@ -266,8 +279,8 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
             image = await self._websim_client().asend(request)
         except WebsimError as err:
             raise _tool_error(err) from err
-        artifact = _artifact(image)
-        return (image_content(image.url) if self.return_image else image.url), artifact
+        content = image_content(image.url) if self.return_image else image.url
+        return content, image_artifact(image)
 
     # ------------------------------------------------------------------ copy and pickle
 
@@ -292,17 +305,6 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
         super().__setstate__(state)
         if self.__dict__.get("args_schema") is WebsimImageInput:
             self.__dict__["args_schema"] = _input_schema(self.default_aspect_ratio)
-
-
-def _artifact(image: WebsimImageResponse) -> dict[str, Any]:
-    return {
-        "url": image.url,
-        "prompt": image.prompt,
-        "aspect_ratio": image.aspect_ratio,
-        "model": _wire.DEFAULT_IMAGE_MODEL,
-        "project_id": image.project_id,
-        **image.options,
-    }
 
 
 def _attempts(n: int) -> str:

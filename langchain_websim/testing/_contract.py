@@ -13,13 +13,14 @@ from typing import Any
 
 from langchain_websim import _wire
 from langchain_websim._content import part_problem
-from langchain_websim._requests import validate_aspect_ratio, validate_image_option
+from langchain_websim._image_options import IMAGE_OPTIONS
+from langchain_websim._requests import validate_aspect_ratio
 
 REQUIRED_HEADERS = ("accept", "accept-language", "origin", "referer", "user-agent")
 FLAGS_HEADER = "websim-flags"
 
 _CHAT_KEYS = frozenset({"project_id", "messages", "json"})
-_IMAGE_KEYS = frozenset({"project_id", "prompt", "aspect_ratio", *_wire.IMAGE_OPTIONS})
+_IMAGE_KEYS = frozenset({"project_id", "prompt", "aspect_ratio", *(o.wire for o in IMAGE_OPTIONS)})
 
 
 def check_headers(
@@ -157,25 +158,23 @@ def _check_image(body: Mapping[str, Any]) -> list[str]:
 
 
 def _check_image_options(body: Mapping[str, Any]) -> list[str]:
-    # The optional fields Websim's app runtime documents, checked as the client checks them.
+    # The optional fields Websim's app runtime documents, decoded and checked as the client
+    # encodes and checks them (one table, ``IMAGE_OPTIONS``).
     problems: list[str] = []
-    for name in _wire.IMAGE_OPTIONS:
-        if name not in body:
+    for option in IMAGE_OPTIONS:
+        if option.wire not in body:
             continue
-        value = body[name]
+        value = body[option.wire]
         if value is None:
-            problems.append(f"'{name}' is null; leave the field out when it is not set")
+            problems.append(f"'{option.wire}' is null; leave the field out when it is not set")
             continue
-        if name == "image_inputs":
-            if not isinstance(value, list) or not all(
-                isinstance(item, dict) and set(item) == {"url"} for item in value
-            ):
-                shape = '{"url": ...} objects'
-                problems.append(f"'image_inputs' must be a list of {shape}, got {_short(value)}")
-                continue
-            value = [item["url"] for item in value]
         try:
-            validate_image_option(name, value)
+            decoded = option.from_wire(value)
+        except ValueError as exc:
+            problems.append(f"'{option.wire}' must be {exc}, got {_short(value)}")
+            continue
+        try:
+            option.check(decoded)
         except (TypeError, ValueError) as exc:
             problems.append(str(exc))
     return problems

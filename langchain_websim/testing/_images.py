@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from langchain_websim import _wire
-from langchain_websim._requests import MAX_SIDE
+from langchain_websim._image_options import IMAGE_OPTIONS, MAX_SIDE
 
 __all__ = [
     "DEFAULT_LONG_SIDE",
@@ -43,7 +43,7 @@ _BARE_PATH = re.compile(r"^/images/([A-Za-z0-9_-]{1,128})\.png$")
 def image_path(body: Mapping[str, Any]) -> str:
     """The path of the picture for an image request's body (already checked, or lenient)."""
     prompt, ratio = str(body.get("prompt", "")), str(body.get("aspect_ratio", ""))
-    options = {name: body[name] for name in _wire.IMAGE_OPTIONS if name in body}
+    options = {o.wire: body[o.wire] for o in IMAGE_OPTIONS if o.wire in body}
     # A plain request keeps the name it always had: sha256(prompt + aspect_ratio).
     key = prompt + ratio + (json.dumps(options, sort_keys=True, default=str) if options else "")
     name = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]

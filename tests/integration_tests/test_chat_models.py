@@ -4,12 +4,10 @@ point, callbacks, concurrency and event-loop handling."""
 from __future__ import annotations
 
 import asyncio
-import json
 import pickle
 import re
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -28,8 +26,7 @@ from langchain_websim import (
     WebsimClient,
     WebsimRateLimitError,
 )
-from langchain_websim.testing import WebsimEmulator, agent_responder
-from langchain_websim.testing._contract import user_text
+from langchain_websim.testing import WebsimEmulator
 
 CHAT_ID = re.compile(r"^[a-z0-9]{3}_[a-z0-9]{15}$")
 IMAGE_ID = re.compile(r"^[a-z0-9]{7}_[a-z0-9]{12}$")
@@ -368,106 +365,3 @@ class _CountingLimiter(BaseRateLimiter):
     async def aacquire(self, *, blocking: bool = True) -> bool:
         self.async_calls += 1
         return True
-
-
-# --------------------------------------------------------------------------- the docs page
-
-DOC = Path(__file__).resolve().parents[2] / "docs" / "chat.md"
-
-
-def _docs_model(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
-    """The model the docs page talks to: the emulator's own answers (echo, JSON mode, agent
-    mode for the image tool), except where the page offers ``GetWeather``; there it answers
-    as a model following the instruction would, noisily."""
-    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-    last = user_text(messages)
-    if "Tool: GetWeather" in system:
-        if last.startswith("Result of the call"):
-            return "It is 18 °C and sunny in Paris."
-        city = re.search(r"in (\w+)\?", last)
-        call = {"name": "GetWeather", "arguments": {"city": city.group(1) if city else "?"}}
-        return "Checking.\n```json\n" + json.dumps({"tool_calls": [call]}) + "\n```"
-    return agent_responder(messages, body)
-
-
-def test_docs_page_runs_against_the_emulator(
-    emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    text = DOC.read_text(encoding="utf-8")
-    for section in ("Overview", "Setup", "Instantiation", "Invocation", "Chaining"):
-        assert f"\n## {section}\n" in text
-    assert "\n## Image generation through chat\n" in text
-    assert "\n## API reference\n" in text
-    blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
-    assert len(blocks) >= 10
-    assert "\n## Tool calling, structured output and agents\n" in text
-    monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
-    emulator.set_chat_responder(_docs_model)
-    namespace: dict[str, Any] = {"__name__": "chat_docs"}
-    try:
-        for number, block in enumerate(blocks, 1):
-            exec(compile(block, f"{DOC.name} python block {number}", "exec"), namespace)
-    finally:
-        for value in namespace.values():
-            if isinstance(value, ChatWebsim) and value._shared_client is not None:
-                value._shared_client.close()
-    out = capsys.readouterr().out
-    assert "Echo: I love programming." in out
-    assert "Echo: What is in these pictures? [2 images]" in out
-    assert "type 'audio' at position 1" in out
-    assert "'Echo: Write a limerick. ' gemini-2.5-pro" in out
-    assert "Echo: Tell me a joke. last" in out
-    assert "20 Echo: Question 19" in out
-    assert "answered" in out
-    # two flux answers and the agent's final answer quoting its picture
-    assert out.count(emulator.base_url + "/images/") == 3
-    assert out.count("['text', 'image']") == 2  # the flux answer, the looking agent's tool result
-    assert "{'seed': 7, 'width': 256, 'transparent': True}" in out  # the image options
-    images = [r.body for r in emulator.requests_for("image")]
-    assert [(b["prompt"], b["aspect_ratio"]) for b in images] == [
-        ("A lighthouse on a cliff\nat dusk, oil painting", "16:9"),
-        ("a fox logo", "1:1"),
-        ("a red fox in fresh snow, watercolour", "9:16"),
-        ("Draw a red fox in fresh snow.", "1:1"),  # the agent's tool calls
-        ("Draw a heron.", "1:1"),
-        ("Draw a kingfisher.", "1:1"),
-    ]
-    # Tool calling, structured output and agents
-    assert "[{'name': 'GetWeather', 'args': {'city': 'Paris'}, 'id': 'call_" in out
-    assert "It is 18 °C and sunny in Paris." in out
-    assert "last [{'city': 'Rome'}]" in out
-    # structured output runs on the emulator's own JSON-mode answers
-    assert "example setup / example punchline" in out
-    assert "AIMessage setup='example setup' punchline='example punchline' None" in out
-    assert "Done: here is the result, " + emulator.base_url + "/images/" in out
-    assert "['model']\n['tools']\n['model']\n" in out
-    assert "'Let me look that up.' {'city': 'Lyon'}" in out
-    weather = [r for r in emulator.requests_for("chat") if "GetWeather" in str(r.body)]
-    history = weather[1].body["messages"]
-    assert history[0]["content"].startswith("You can call the following tools.")
-    assert history[2]["role"] == "assistant" and '"call_1"' in history[2]["content"]
-    assert history[3] == {
-        "role": "user",
-        "content": "Result of the call call_1 to tool 'GetWeather':\n18 °C and sunny",
-    }
-    # JSON mode: exactly the two structured-output requests carry the flag
-    flagged = [r.body["messages"] for r in emulator.requests_for("chat") if "json" in r.body]
-    assert len(flagged) == 2
-    assert all("JSON schema:" in m[0]["content"] for m in flagged)
-    pictures = [r.body for r in emulator.requests_for("chat") if "pictures" in str(r.body)]
-    assert [p["type"] for p in pictures[0]["messages"][0]["content"]] == [
-        "text",
-        "image_url",
-        "image_url",
-    ]
-    looked = [r for r in emulator.requests_for("chat") if "kingfisher" in str(r.body)]
-    assert looked[-1].body["messages"][-1]["content"][1]["type"] == "image_url"
-    chats = emulator.requests_for("chat")
-    assert all(r.status == 200 and r.violations == [] for r in emulator.requests)
-    assert chats[0].body["messages"][0] == {
-        "role": "system",
-        "content": "You translate English to French.",
-    }
-    assert {"abc_0123456789abcde"} == {
-        r.body["project_id"] for r in chats if "limerick" in str(r.body["messages"])
-    }

@@ -28,12 +28,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ValidationError
 
 from langchain_websim import ChatWebsim, WebsimClient
-from langchain_websim._messages import (
-    apply_stop,
-    convert_messages,
-    image_content,
-    validate_stop,
-)
+from langchain_websim._answers import apply_stop, image_content
+from langchain_websim._messages import convert_messages, validate_stop
 from langchain_websim._parsers import parse_reply
 from langchain_websim.chat_models import CHAT_MODELS, IMAGE_MODELS
 
@@ -74,7 +70,7 @@ def test_base_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        ({"model": "  "}, "model must be a non-empty"),
+        ({"model": "  "}, "model is empty; give a model name"),
         ({"base_url": "ftp://websim.ai"}, "base_url"),
         ({"timeout": 0}, "greater than 0"),
         ({"timeout": float("inf")}, "finite number"),
@@ -322,7 +318,7 @@ async def test_image_arguments_with_a_chat_model_are_refused() -> None:
 
 
 async def test_empty_model_override_is_refused() -> None:
-    with pytest.raises(ValueError, match="model must be a non-empty"):
+    with pytest.raises(ValueError, match="model is empty; give a model name"):
         await ChatWebsim().ainvoke("hi", model="")
 
 

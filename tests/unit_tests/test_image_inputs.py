@@ -213,10 +213,6 @@ TOO_LARGE = base64.b64encode(bytes(LIMIT + 1)).decode()
             r"\(SystemMessage\) has an image at position 1 .* not in system messages",
         ),
         (
-            AIMessage([ASK, {"type": "image", "url": HTTP_URL}]),
-            r"\(AIMessage\) has an image at position 1 .* not in assistant",
-        ),
-        (
             ChatMessage([{"type": "image", "url": HTTP_URL}], role="system"),
             "not in system messages",
         ),

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 from yarl import URL
 
 from langchain_websim import ChatWebsim, WebsimClient, WebsimImageResponse, WebsimImageTool
-from langchain_websim._requests import MAX_SEED, ImageRequest
+from langchain_websim._image_options import MAX_SEED
+from langchain_websim._requests import ImageRequest
 
 BASE = "http://websim.test"
 IMAGE_URL = BASE + "/api/v1/inference/run_image_generation"
