@@ -3,8 +3,8 @@ runner (S6) counts right, fails fast and cleans up.
 
 One local Ray cluster (2 CPUs, loopback only, offline) serves the whole module and is shut
 down after it.  Tasks that talk to the emulator reach it over loopback like any client.
-In the parallel run a file's tests share one worker (``--dist loadfile``), so the cluster
-starts once.
+In the parallel run a file's tests share one worker (see ``tests/conftest.py``), so the
+cluster starts once.
 """
 
 from __future__ import annotations
