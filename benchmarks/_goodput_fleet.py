@@ -208,20 +208,37 @@ def _run_ray_fleet(jobs: Sequence[Job], timeout: float) -> FleetResult:
         num_cpus=math.floor(cpus * 10_000) / 10_000
     )
     refs = [task.remote(gate, job) for job in jobs]
-    finished = False
+    went = finished = False
     try:
         _await_go(gate.opened.remote(), refs)
+        went = True
         try:
             done = ray.get(refs, timeout=timeout)
         except ray.exceptions.GetTimeoutError:
             raise FleetTimeout(f"{len(refs)} Ray task(s) not done") from None
         finished = True
     finally:
+        ray.kill(gate)  # a task still waiting at the gate fails now, on its own
         if not finished:
-            for ref in refs:
-                ray.cancel(ref, force=True)
-        ray.kill(gate)
+            _stop(refs, at_the_gate=not went)
     return FleetResult(max(since for _, since in done), [summary for summary, _ in done])
+
+
+def _stop(refs: list[Any], at_the_gate: bool) -> None:
+    """Kill the tasks still running; before go, first let them end on the gate's death.
+
+    Force-cancelling a task that is about to end races its reply: Ray's driver then aborts
+    ("Tried to complete task that was not pending") and takes this process with it.  Before
+    go every other task is building its model or waiting at the gate, and ends by itself
+    once the gate is gone; after go the tasks are in their calls, and are killed at once.
+    """
+    import ray
+
+    running = refs
+    if at_the_gate:
+        _, running = ray.wait(refs, num_returns=len(refs), timeout=STARTUP_TIMEOUT)
+    for ref in running:
+        ray.cancel(ref, force=True)
 
 
 def _await_go(opened: Any, refs: list[Any]) -> None:
