@@ -1,8 +1,9 @@
 """One line per test file as it finishes, for the parallel run (``pytest -n 4``).
 
 With pytest-xdist the terminal shows a dot per passed test and no file names, so a long run
-says nothing about where it is.  This plugin drops the passed tests' dots (failures, errors,
-skips and xfails keep their letters) and prints, when the last test of a file is done::
+says nothing about where it is.  This plugin drops the letters of passed, skipped and
+xfailed tests (failures, errors and xpasses keep theirs) and prints, when the last test of a
+file is done::
 
     tests/integration_tests/test_workers.py  9 passed  34.1 s                     [ 45%]
 
@@ -43,8 +44,10 @@ class FileProgress:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
-        if report.when == "call" and report.passed and not hasattr(report, "wasxfail"):
-            return "passed", "", "PASSED"  # counted in the summary as ever, without a dot
+        # Counted in the summary as ever, without a letter: the file's line counts them.
+        outcome = _outcome(report)
+        if outcome in _QUIET:
+            return outcome, "", _QUIET[outcome]
         return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -70,6 +73,10 @@ class FileProgress:
             writer.line()
         width = max(writer.fullwidth - len(left) - 1, len(right))
         writer.line(f"{left} {right:>{width}}")
+
+
+# The outcomes shown only in the file's line, with the word ``-v`` would print.
+_QUIET = {"passed": "PASSED", "skipped": "SKIPPED", "xfailed": "XFAIL"}
 
 
 def _file_of(nodeid: str) -> str:
