@@ -1,7 +1,8 @@
 """LangChain integration for the Websim AI inference API.
 
 ``ChatWebsim`` (chat model), ``WebsimImageTool`` (image generation tool) and
-``WebsimClient`` (the shared async HTTP client both use).  Public names are imported lazily,
+``WebsimClient`` (the shared async HTTP client both use); ``run_batch``/``arun_batch`` for
+bulk jobs that resume after a crash.  Public names are imported lazily,
 so ``import langchain_websim`` stays cheap until a class is actually used.
 
 Documentation: https://github.com/langchain-websim/langchain-websim/blob/main/README.md
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
     from langchain_websim._client import WebsimClient as WebsimClient
     from langchain_websim._responses import WebsimChatResponse as WebsimChatResponse
     from langchain_websim._responses import WebsimImageResponse as WebsimImageResponse
+    from langchain_websim.batch import BatchInputError as BatchInputError
+    from langchain_websim.batch import BatchSummary as BatchSummary
+    from langchain_websim.batch import arun_batch as arun_batch
+    from langchain_websim.batch import run_batch as run_batch
     from langchain_websim.chat_models import ChatWebsim as ChatWebsim
     from langchain_websim.errors import WebsimAPIError as WebsimAPIError
     from langchain_websim.errors import WebsimBlockedError as WebsimBlockedError
@@ -45,6 +50,10 @@ _EXPORTS: dict[str, str] = {
     "WebsimConnectionError": "langchain_websim.errors",
     "WebsimTimeoutError": "langchain_websim.errors",
     "WebsimResponseError": "langchain_websim.errors",
+    "run_batch": "langchain_websim.batch",
+    "arun_batch": "langchain_websim.batch",
+    "BatchSummary": "langchain_websim.batch",
+    "BatchInputError": "langchain_websim.batch",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

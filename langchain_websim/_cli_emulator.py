@@ -11,10 +11,15 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from langchain_websim._cli_common import EXIT_OK, EXIT_SERVICE, EXIT_USAGE, CommandParser
+
+if TYPE_CHECKING:
+    from langchain_websim.testing import RecordedRequest
 
 __all__ = [
     "DEFAULT_PORT",
@@ -61,6 +66,13 @@ def add_emulator_options(parser: argparse.ArgumentParser) -> None:
         help="accept project ids outside Websim's generated format, for apps that pass "
         "their own (default: refuse them)",
     )
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="print one line per request received (default: on when standard output is a terminal)",
+    )
     limits = parser.add_argument_group(
         "rate limit", "a token bucket per endpoint; requests beyond it get 429"
     )
@@ -99,6 +111,7 @@ def serve(args: argparse.Namespace) -> int:
             rate_limit=args.rate_limit,
             burst=args.burst,
             retry_after=args.retry_after,
+            on_request=_print_request if _verbose(args) else None,
         )
     except (TypeError, ValueError) as exc:
         print(f"websim: {exc}", file=sys.stderr)
@@ -123,6 +136,26 @@ def serve(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return EXIT_OK
+
+
+def _verbose(args: argparse.Namespace) -> bool:
+    return bool(args.verbose) if args.verbose is not None else sys.stdout.isatty()
+
+
+def _print_request(request: RecordedRequest) -> None:
+    """``12:00:01 POST /api/v1/... chat -> 200`` and why, when it was not a plain answer."""
+    stamp = time.strftime("%H:%M:%S")
+    notes = []
+    if request.rate_limited:
+        notes.append("rate limited")
+    if request.violations:
+        notes.append(f"{len(request.violations)} contract violations: {request.violations[0]}")
+    status = "dropped" if request.status is None else str(request.status)
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    print(
+        f"{stamp} {request.method} {request.path} {request.endpoint} -> {status}{tail}",
+        flush=True,
+    )
 
 
 def build_parser(prog: str = "python -m langchain_websim.testing") -> argparse.ArgumentParser:

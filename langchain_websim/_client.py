@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import logging
 import os
 import threading
@@ -44,7 +45,14 @@ logger = logging.getLogger("langchain_websim")
 
 T = TypeVar("T")
 
-__all__ = ["WebsimChatResponse", "WebsimClient", "WebsimImageResponse"]
+__all__ = ["SEND_GUARD", "WebsimChatResponse", "WebsimClient", "WebsimImageResponse"]
+
+SEND_GUARD: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "websim_send_guard", default=None
+)
+"""Called in the caller's context right before each attempt goes out (after any wait for a
+rate slot); an exception it raises ends the call unsent.  ``websim batch`` sets it so that
+after Ctrl-C, calls still waiting for a slot are not sent."""
 
 
 class WebsimClient:
@@ -309,6 +317,9 @@ class WebsimClient:
         while True:
             if paced:
                 await await_slot(call, self._queues, deadline, self.retry.max_delay)
+            guard = SEND_GUARD.get()
+            if guard is not None:
+                guard()  # the caller may no longer want it sent (a stopped batch job)
             call.attempts += 1
             retry_after: float | None = None
             try:

@@ -8,12 +8,23 @@ the same parts with the same words.
 from __future__ import annotations
 
 import binascii
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
 from langchain_websim import _wire
 
-__all__ = ["IMAGE_MIME_TYPES", "MAX_IMAGE_BYTES", "PART_TYPES", "image_url_problem", "part_problem"]
+__all__ = [
+    "IMAGE_MIME_TYPES",
+    "MAX_IMAGE_BYTES",
+    "MAX_PART_DEPTH",
+    "PART_TYPES",
+    "base64_length_problem",
+    "image_url_problem",
+    "nesting_problem",
+    "part_problem",
+    "safe_repr",
+]
 
 
 IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -21,6 +32,10 @@ IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 """The largest image, decoded, one data URL may carry."""
 PART_TYPES = ("text", "image_url")
+MAX_PART_DEPTH = 32
+"""How deeply a content part may nest lists and objects.  A part is two levels deep; the
+limit is far above any real one, and far below what ``json``, ``repr`` or a recursive walk
+can take before ``RecursionError``."""
 
 # Base64 text longer than this decodes to more than the limit whatever its padding, so it
 # is refused before any decoding.
@@ -35,8 +50,11 @@ def part_problem(part: Any, role: str) -> str | None:
     if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
         return (
             "must be a dict with a string 'type' (e.g. {'type': 'text', 'text': ...}), "
-            f"got {_wire.excerpt(repr(part), 80)}"
+            f"got {safe_repr(part)}"
         )
+    too_deep = nesting_problem(part, MAX_PART_DEPTH)
+    if too_deep is not None:
+        return too_deep
     kind = part["type"]
     if kind == "text":
         return None if isinstance(part.get("text"), str) else "a text part without a string 'text'"
@@ -51,6 +69,38 @@ def part_problem(part: Any, role: str) -> str | None:
     return image_url_problem(url)
 
 
+def nesting_problem(value: Any, limit: int) -> str | None:
+    """``None`` when ``value`` nests lists and dicts at most ``limit`` levels deep.
+
+    Walked with an explicit stack, not recursion: a value nested 100,000 deep would make a
+    recursive walk (and ``json.dumps``, which builds the body) raise ``RecursionError``.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return f"nests lists and objects more than {limit} levels deep"
+        stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel = 3
+_REPR.maxstring = 40
+_REPR.maxother = 40
+
+
+def safe_repr(value: Any, limit: int = 80) -> str:
+    """A short ``repr`` that neither recurses without bound nor copies a huge value whole."""
+    return _wire.excerpt(_REPR.repr(value), limit)
+
+
 def image_url_problem(url: str) -> str | None:
     """What is wrong with an image URL: an http(s) URL or a base64 image data URL."""
     if url[:5].lower() == "data:":
@@ -58,15 +108,30 @@ def image_url_problem(url: str) -> str | None:
     if _wire.is_absolute_http_url(url):
         return None
     return (
-        f"the image URL {_wire.excerpt(url, 80)!r} is neither an absolute http(s) URL nor a "
-        "data URL (data:image/png;base64,...)"
+        f"the image URL {_wire.excerpt(url[:200], 80)!r} is neither an absolute http(s) URL "
+        "nor a data URL (data:image/png;base64,...)"
     )
 
 
+def base64_length_problem(chars: int) -> str | None:
+    """Refuses base64 text that decodes past the limit, from its length alone: an oversized
+    image is refused before any data URL is built, split or decoded (each a full copy)."""
+    if chars <= _MAX_BASE64_CHARS:
+        return None
+    return _too_large(f"about {chars // 4 * 3:,} bytes ({chars:,} base64 characters)")
+
+
+# A data URL's header (``data:image/png;base64``) is short; the comma is looked for only
+# this far, so a URL without one is not scanned (or copied) whole.
+_MAX_HEADER_CHARS = 256
+
+
 def _data_url_problem(url: str) -> str | None:
-    header, comma, data = url.partition(",")
-    params = [field.strip().lower() for field in header[5:].split(";")]
-    if not comma or len(params) < 2 or params[-1] != "base64":
+    # Only the short header is sliced off; the data is measured by length and copied (to be
+    # decoded) only once it is known to be small enough.
+    comma = url.find(",", 0, _MAX_HEADER_CHARS)
+    params = [field.strip().lower() for field in url[5 : max(comma, 5)].split(";")]
+    if comma == -1 or len(params) < 2 or params[-1] != "base64":
         return "the data URL is not of the form data:<image type>;base64,<data>"
     mime = params[0]
     if mime not in IMAGE_MIME_TYPES:
@@ -74,19 +139,20 @@ def _data_url_problem(url: str) -> str | None:
         return (
             f"the data URL has the type {mime!r}{hint}; Websim takes {', '.join(IMAGE_MIME_TYPES)}"
         )
-    if not data:
+    chars = len(url) - comma - 1
+    if not chars:
         return "the data URL holds no data"
-    if len(data) > _MAX_BASE64_CHARS:
-        return _too_large(None)
+    too_long = base64_length_problem(chars)
+    if too_long is not None:
+        return too_long
     try:
-        size = len(binascii.a2b_base64(data, strict_mode=True))
+        size = len(binascii.a2b_base64(url[comma + 1 :], strict_mode=True))
     except binascii.Error as exc:
         return f"the data URL's base64 data is malformed ({exc})"
-    return _too_large(size) if size > MAX_IMAGE_BYTES else None
+    return _too_large(f"{size:,} bytes") if size > MAX_IMAGE_BYTES else None
 
 
-def _too_large(size: int | None) -> str:
-    what = f"{size:,} bytes" if size is not None else "more than that"
+def _too_large(what: str) -> str:
     return (
         f"the image is too large: Websim takes at most {MAX_IMAGE_BYTES // (1024 * 1024)} MiB "
         f"({MAX_IMAGE_BYTES:,} bytes) per image, decoded; this one is {what}"

@@ -7,6 +7,7 @@ the model and ``WebsimImageTool`` as its only tool, streamed step by step.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,14 +44,24 @@ def build_agent(base_url: str) -> Any:
     )
 
 
+SaveDir = Path | Callable[[], Path]
+"""Where images go: a directory, or a function that makes one when the first image comes
+(so a run that draws nothing leaves no empty directory behind)."""
+
+
 def run_demo(
-    prompt: str, *, base_url: str, as_json: bool, out: TextIO, save_dir: Path | None = None
-) -> int:
+    prompt: str, *, base_url: str, as_json: bool, out: TextIO, save_dir: SaveDir | None = None
+) -> list[Path]:
     """Stream the agent's steps to ``out``; with ``save_dir``, download each image there as
-    soon as the tool returns it (an emulator's URLs die when the command ends)."""
+    soon as the tool returns it (an emulator's URLs die when the command ends).
+
+    Returns the files saved, each under a name no other file had: two images the service
+    gave the same file name are both kept.  The summary at the end lists them all.
+    """
     if not prompt.strip():
         raise ValueError("the demo prompt is empty; say what the agent should draw")
     agent = build_agent(base_url)
+    saver = _Saver(base_url, save_dir) if save_dir is not None else None
     steps: list[dict[str, Any]] = []
     for update in agent.stream({"messages": [("human", prompt)]}, stream_mode="updates"):
         for node_update in update.values():
@@ -58,15 +69,44 @@ def run_demo(
                 step = _describe(message)
                 if step is None:
                     continue
-                if save_dir is not None and step.get("url"):
-                    saved = save_image(base_url, step["url"], directory=save_dir, number=len(steps))
-                    step["file"] = str(saved)
+                if saver is not None and step.get("url"):
+                    step["file"] = str(saver.save(step["url"]))
                 steps.append(step)
                 if not as_json:
                     print(_format(step), file=out, flush=True)
+    saved = saver.saved if saver is not None else []
     if as_json:
-        print(json.dumps({"prompt": prompt, "steps": steps}, indent=2), file=out)
-    return 0
+        result: dict[str, Any] = {"prompt": prompt, "steps": steps}
+        if saver is not None:
+            result["files"] = [str(path) for path in saved]
+        print(json.dumps(result, indent=2), file=out)
+    elif saver is not None:
+        print(_summary(saved), file=out)
+    return saved
+
+
+class _Saver:
+    """Saves each image into one directory, made when the first image comes."""
+
+    def __init__(self, base_url: str, save_dir: SaveDir) -> None:
+        self._base_url = base_url
+        self._save_dir = save_dir
+        self.saved: list[Path] = []
+
+    def save(self, url: str) -> Path:
+        if not isinstance(self._save_dir, Path):
+            self._save_dir = self._save_dir()
+        number = len(self.saved) + 1
+        target = save_image(self._base_url, url, directory=self._save_dir, number=number)
+        self.saved.append(target)
+        return target
+
+
+def _summary(saved: list[Path]) -> str:
+    if not saved:
+        return "saved: no image (the agent drew nothing)"
+    files = "".join(f"\n  {path}" for path in saved)
+    return f"saved {len(saved)} image{'s' if len(saved) != 1 else ''}:{files}"
 
 
 def _describe(message: BaseMessage) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from aiohttp import hdrs
 
 from langchain_websim import _wire
 from langchain_websim._retry import _parse_retry_after_header
-from langchain_websim._transport import describe_failure
+from langchain_websim._transport import client_closed, describe_failure
 from langchain_websim.errors import (
     WebsimAPIError,
     WebsimBlockedError,
@@ -73,6 +73,8 @@ async def fetch(
                 raise _status_error(resp, url, await resp.content.read(_ERROR_HEAD))
             body = await _read_capped(resp, url)
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        if session.closed:  # the client's own close() cut it: not the server's doing
+            raise client_closed() from None
         raise _connection_error(url, exc, session_timeout, proxy) from exc
     if not body:
         raise _unusable("the answer is empty: there is no image", resp.status, url, content_type)
@@ -148,7 +150,7 @@ def _status_error(resp: aiohttp.ClientResponse, url: str, head: bytes) -> Websim
             "stopped (an emulator's images live only as long as the emulator)",
             **common,
         )
-    return WebsimAPIError(f"the download failed with HTTP {resp.status}", **common)
+    return WebsimAPIError("the download failed", **common)
 
 
 def _connection_error(

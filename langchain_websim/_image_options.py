@@ -12,7 +12,8 @@ reads the one table below:
   described by ``help`` and checked by the same ``check``;
 - the tool's argument schema offers the ones with a ``for_model`` description to the model
   and hides the rest (``tools.py``);
-- the ``websim image`` command has a flag for each (``cli.py``);
+- the ``websim image`` and ``websim batch image`` commands have a flag for each
+  (``_cli_common.add_image_flags``), and a batch image line takes each by name;
 - the emulator's contract check decodes them with ``from_wire`` and checks them with the
   same ``check`` (``testing/_contract.py``);
 - the options table of the image tool's page is ``docs_table()``

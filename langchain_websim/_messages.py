@@ -30,7 +30,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from langchain_websim._content import IMAGE_MIME_TYPES, image_url_problem
+from langchain_websim._content import IMAGE_MIME_TYPES, base64_length_problem, image_url_problem
 from langchain_websim._history import assistant_text
 from langchain_websim._prompt import render_tool_calls, render_tool_result
 from langchain_websim._requests import validate_prompt
@@ -215,6 +215,10 @@ def _image_url_of(block: dict[str, Any]) -> str:
         raise ValueError(
             f"base64 image data needs a 'mime_type' (one of {', '.join(IMAGE_MIME_TYPES)})"
         )
+    # Refused by length before the data URL below is built: that would copy it whole.
+    too_long = None if "url" in block else base64_length_problem(len(data))
+    if too_long is not None:
+        raise ValueError(too_long)
     # Imported here: it pulls in LangChain's provider translators, which text chat never needs.
     from langchain_core.messages.block_translators.openai import convert_to_openai_image_block
 

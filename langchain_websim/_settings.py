@@ -75,7 +75,9 @@ def normalize_base_url(base_url: str) -> str:
 
 
 def validate_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """Extra headers from the caller: names are HTTP tokens, values carry no CR/LF."""
+    """Extra headers from the caller: names are HTTP tokens, values carry no control
+    characters (CR/LF would forge header lines; aiohttp refuses the others only at send time,
+    naming no header)."""
     if headers is not None and not isinstance(headers, Mapping):
         raise TypeError(f"headers must be a mapping of names to values, got {headers!r}")
     out: dict[str, str] = {}
@@ -85,8 +87,14 @@ def validate_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
                 f"header name {name!r} is not a valid HTTP token (letters, digits, '-', ...; "
                 "no spaces, ';', ':' or control characters)"
             )
-        if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            raise ValueError(f"header {name!r} has a value with CR, LF or NUL, which is refused")
+        if not isinstance(value, str):
+            # ValueError, as for every other setting: pydantic reports it as a ValidationError.
+            raise ValueError(
+                f"header {name!r} must have a string value, got {type(value).__name__}"
+            )
+        problem = _wire.header_value_problem(name, value)
+        if problem is not None:
+            raise ValueError(problem)
         out[name] = value
     return out
 

@@ -30,6 +30,9 @@ from langchain_websim.errors import (
 
 _READ_CHUNK = 64 * 1024
 _LARGE_BODY = 1024 * 1024
+# What is kept of a non-2xx body over the cap: enough to quote it and to recognise a
+# bot-protection challenge page (``_wire.looks_like_challenge`` reads this much).
+_ERROR_HEAD = 64 * 1024
 
 Answer = tuple[int, str, Mapping[str, str], bytes]
 """status, content type, response headers, body."""
@@ -58,18 +61,54 @@ async def post(
     body: bytes,
     proxy: str | None,
 ) -> Answer:
+    _check_sendable(session, endpoint, url, headers)
     # aiohttp warns (ResourceWarning) about bytes bodies over 1 MiB, which chat bodies with
     # images reach; a fresh BytesIO per attempt is sent the same, in chunks.
     data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY else body
-    async with session.post(
-        url, data=data, headers=headers, proxy=proxy, allow_redirects=False
-    ) as resp:
-        raw = await _read_capped(resp, endpoint, url)
-        return resp.status, resp.headers.get("content-type", ""), resp.headers, raw
+    try:
+        async with session.post(
+            url, data=data, headers=headers, proxy=proxy, allow_redirects=False
+        ) as resp:
+            raw = await _read_capped(resp, endpoint, url)
+            return resp.status, resp.headers.get("content-type", ""), resp.headers, raw
+    except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
+        # The client's own shutdown cut the exchange: not the service's doing, and nothing to
+        # retry (aiohttp reports it as a dropped connection, or "Session is closed").
+        if session.closed:
+            raise client_closed() from None
+        raise
+
+
+def _check_sendable(
+    session: aiohttp.ClientSession, endpoint: _wire.Endpoint, url: str, headers: Mapping[str, str]
+) -> None:
+    """Refuse, before anything is sent, what aiohttp would refuse in its own words."""
+    if session.closed:  # closed while this call waited (a backoff, a rate-control slot)
+        raise client_closed()
+    # Settings are checked at construction; a headers dict edited in place afterwards is
+    # not, and aiohttp's bare ValueError would name no header (and escape the image tool).
+    problem = _wire.header_problem(headers)
+    if problem is not None:
+        raise WebsimConnectionError(
+            f"the request was not sent: {problem}",
+            url=url,
+            endpoint=endpoint.name,
+            reason="headers",
+        )
+
+
+def client_closed() -> RuntimeError:
+    """What a call cut short by ``close()``/``aclose()`` raises, sync or async."""
+    return RuntimeError("the Websim client was closed while this call ran")
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, url: str) -> bytes:
-    """Read at most ``MAX_BODY_BYTES`` (after decompression); past that, stop and raise."""
+    """Read at most ``MAX_BODY_BYTES`` (after decompression).
+
+    Past the cap a 2xx answer is unusable (``WebsimResponseError``); any other status still
+    decides what the call means (retry, rate control, error class), so its body is cut to
+    the head an error quotes and a challenge page is recognised by.
+    """
     length = resp.content_length
     # aiohttp's parser stops at Content-Length and, without Content-Encoding, nothing is
     # decompressed: such a body cannot pass the cap, so one read, without the chunk loop.
@@ -82,6 +121,9 @@ async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, u
     chunks: list[bytes] = []
     size = 0
     too_large = length is not None and length > _wire.MAX_BODY_BYTES
+    if too_large and not 200 <= resp.status < 300:
+        # Declared too large: only the head is worth reading.
+        chunks.append(await resp.content.read(_ERROR_HEAD))
     if not too_large:
         async for chunk in resp.content.iter_chunked(_READ_CHUNK):
             size += len(chunk)
@@ -89,20 +131,22 @@ async def _read_capped(resp: aiohttp.ClientResponse, endpoint: _wire.Endpoint, u
             if size > _wire.MAX_BODY_BYTES:
                 too_large = True
                 break
-    if too_large:
-        head = _head(chunks, 2048)
-        # The error's traceback keeps this frame alive (often in a reference cycle, until the
-        # next garbage collection): it must not keep the 10 MiB read so far alive with it.
-        chunks.clear()
-        raise WebsimResponseError(
-            f"the body exceeds the {_size(_wire.MAX_BODY_BYTES)} cap and was not read past it",
-            endpoint=endpoint.name,
-            url=url,
-            status_code=resp.status,
-            content_type=resp.headers.get("content-type", ""),
-            body=_wire.excerpt(head),
-        )
-    return b"".join(chunks)
+    if not too_large:
+        return b"".join(chunks)
+    head = _head(chunks, _ERROR_HEAD)
+    # The error's traceback keeps this frame alive (often in a reference cycle, until the
+    # next garbage collection): it must not keep the 10 MiB read so far alive with it.
+    chunks.clear()
+    if not 200 <= resp.status < 300:
+        return head
+    raise WebsimResponseError(
+        f"the body exceeds the {_size(_wire.MAX_BODY_BYTES)} cap and was not read past it",
+        endpoint=endpoint.name,
+        url=url,
+        status_code=resp.status,
+        content_type=resp.headers.get("content-type", ""),
+        body=_wire.excerpt(head[:2048]),
+    )
 
 
 def _head(chunks: list[bytes], n: int) -> bytes:
@@ -154,7 +198,18 @@ def status_error(
             f"{_moved_to(url, location)}",
             **common,
         )
-    return WebsimAPIError(f"the service answered HTTP {status}", **common)
+    # The status itself is in the message's "(HTTP ...)": the words say what it means.
+    return WebsimAPIError(_status_words(status), **common)
+
+
+def _status_words(status: int) -> str:
+    if status in (404, 410):
+        return "not found: nothing answers at this URL; check base_url"
+    if 400 <= status < 500:
+        return "the service refused the request"
+    if status >= 500:
+        return "the service failed to answer"
+    return "the service gave an answer that is neither a success nor an error"
 
 
 def _moved_to(url: str, location: str) -> str:

@@ -111,6 +111,32 @@ def build_headers(base_url: str, endpoint: Endpoint, extra: Mapping[str, str]) -
     return headers
 
 
+# RFC 9110 section 5.5 allows visible characters, spaces and tabs in a field value; aiohttp
+# refuses the other control characters at send time, naming no header.  Tabs are refused
+# as well: no header this API takes needs one, and one in a value is almost surely a paste.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def header_value_problem(name: str, value: str) -> str | None:
+    """What is wrong with one header value (``None``: nothing), naming the header."""
+    found = _CONTROL_CHARS.search(value)
+    if found is None:
+        return None
+    return (
+        f"header {name!r} has a value with the control character {found.group()!r} at "
+        f"position {found.start()}; header values may hold visible characters and spaces only"
+    )
+
+
+def header_problem(headers: Mapping[str, str]) -> str | None:
+    """The first header whose value cannot be sent, in words (``None``: all can)."""
+    for name, value in headers.items():
+        problem = header_value_problem(name, value)
+        if problem is not None:
+            return problem
+    return None
+
+
 class _ChatFields(Protocol):
     @property
     def messages(self) -> Sequence[Mapping[str, Any]]: ...

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from langchain_websim import __version__, _wire
+from langchain_websim._cli_batch import add_batch_command, prepare_batch
 from langchain_websim._cli_common import (
     EXIT_OK,
     EXIT_SERVICE,
     EXIT_USAGE,
     CommandParser,
-    image_input,
+    add_image_flags,
+    image_options_from_flags,
     keep_dir,
     note,
     output_dir,
@@ -31,7 +33,6 @@ from langchain_websim._cli_common import (
 )
 from langchain_websim._cli_emulator import DESCRIPTION as EMULATOR_DESCRIPTION
 from langchain_websim._cli_emulator import add_emulator_options, serve
-from langchain_websim._image_options import IMAGE_OPTIONS, ImageOption
 from langchain_websim._requests import (
     ImageRequest,
     validate_model,
@@ -44,6 +45,7 @@ __all__ = ["EXIT_OK", "EXIT_SERVICE", "EXIT_USAGE", "build_parser", "main"]
 
 CANNED_NOTE = "offline: answers come from the local Websim emulator and are canned, not a model"
 DIES_NOTE = "the emulator stops with this command, and its image URLs with it"
+DEMO_PROMPT = "Draw a lighthouse on a cliff at dusk"
 
 Job = Callable[[argparse.Namespace, str], int]
 
@@ -76,20 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_emulator_options(emulator)
 
+    add_batch_command(sub, _command)
+
     demo = _command(
         sub, "demo", "an agent that draws what you ask and describes it", _DEMO_DESCRIPTION
     )
     demo.add_argument(
         "--output-dir",
         metavar="DIR",
-        help="save every generated image into DIR, created if missing (default: with "
-        "--emulator, a new temporary directory; otherwise not saved)",
+        help="save every generated image into DIR, created if missing; a file already there "
+        "is never replaced (default: with --emulator, a new temporary directory, made when "
+        "the first image comes and named at the end; otherwise not saved)",
     )
     demo.add_argument(
         "prompt",
         nargs="*",
-        default=["Draw a lighthouse on a cliff at dusk"],
-        help="what the agent should draw (words are joined; default: %(default)s)",
+        default=[DEMO_PROMPT],
+        help=f"what the agent should draw (words are joined; default: {DEMO_PROMPT!r})",
     )
     return parser
 
@@ -130,44 +135,13 @@ def _command(sub: Any, name: str, summary: str, description: str) -> argparse.Ar
 
 
 def _add_image_options(image: argparse.ArgumentParser) -> None:
-    image.add_argument(
-        "--aspect-ratio",
-        default=_wire.DEFAULT_ASPECT_RATIO,
-        metavar="W:H",
-        help=f"shape, e.g. {', '.join(_wire.KNOWN_ASPECT_RATIOS)} (default: %(default)s)",
-    )
-    for option in IMAGE_OPTIONS:
-        image.add_argument(option.flag.flag, dest=option.name, **_flag_kind(option))
+    add_image_flags(image)
     image.add_argument(
         "--output",
         metavar="FILE",
         help="save the image to FILE (default: with --emulator, a new temporary directory; "
         "otherwise not saved)",
     )
-
-
-def _flag_kind(option: ImageOption) -> dict[str, Any]:
-    """argparse's keywords for an image option: the kind of flag follows its values."""
-    said = option.help[0].lower() + option.help[1:].rstrip(".")
-    about = f"{said}; {option.values}"
-    if isinstance(option.example, bool):  # a switch: giving it is the value
-        return {"action": "store_const", "const": True, "help": f"{said} (default: not sent)"}
-    if isinstance(option.example, list):
-        files = ", or local image files (sent as data URLs)" if option.name in _FROM_FILES else ""
-        return {
-            "action": "append",
-            "metavar": option.flag.metavar,
-            "help": f"{about}{files}; repeat for several (default: none)",
-        }
-    return {
-        "type": type(option.example),
-        "metavar": option.flag.metavar,
-        "help": f"{about} (default: not sent)",
-    }
-
-
-# How a flag's items are read: a reference image may be a local file (sent as a data URL).
-_FROM_FILES: dict[str, Callable[[str], str]] = {"image_inputs": image_input}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command == "emulator":
         return serve(args)
-    if isinstance(args.prompt, list):
+    if isinstance(getattr(args, "prompt", None), list):
         args.prompt = " ".join(args.prompt)
     _log_retries_to_stderr()
 
@@ -260,11 +234,7 @@ def _chat(args: argparse.Namespace, base_url: str) -> int:
 
 
 def _prepare_image(args: argparse.Namespace) -> Job:
-    options = {option.name: getattr(args, option.name) for option in IMAGE_OPTIONS}
-    for name, read in _FROM_FILES.items():
-        if options[name] is not None:
-            options[name] = [read(value) for value in options[name]]
-    args.request = ImageRequest(args.prompt, args.aspect_ratio, **options)
+    args.request = ImageRequest(args.prompt, args.aspect_ratio, **image_options_from_flags(args))
     args.output = output_file(args.output)
     return _image
 
@@ -308,19 +278,22 @@ def _prepare_demo(args: argparse.Namespace) -> Job:
 def _demo(args: argparse.Namespace, base_url: str) -> int:
     from langchain_websim._demo import run_demo
 
-    save_dir = args.output_dir or (keep_dir() if args.emulator else None)
-    code = run_demo(
+    # keep_dir is called only when the first image comes: a run that draws nothing leaves
+    # no empty temporary directory behind.
+    save_dir = args.output_dir or (keep_dir if args.emulator else None)
+    saved = run_demo(
         args.prompt, base_url=base_url, as_json=args.json, out=sys.stdout, save_dir=save_dir
     )
-    if args.emulator and save_dir is not None:
-        note(f"{DIES_NOTE}; the images are saved in {save_dir}")
-    return code
+    if args.emulator and saved:
+        note(f"{DIES_NOTE}; the images are saved in {saved[0].parent}")
+    return EXIT_OK
 
 
 _PREPARE: dict[str, Callable[[argparse.Namespace], Job]] = {
     "chat": _prepare_chat,
     "image": _prepare_image,
     "demo": _prepare_demo,
+    "batch": prepare_batch,
 }
 
 

@@ -124,7 +124,8 @@ class WebsimConnectionError(WebsimError):
 
     ``reason`` names what failed, in one word: ``refused``, ``dns``, ``tls``, ``reset``,
     ``disconnected``, ``unreachable``, ``proxy``, ``incomplete``, ``timeout`` or ``failed``;
-    the underlying aiohttp/OS exception is ``__cause__``.
+    the underlying aiohttp/OS exception is ``__cause__``.  ``headers``: a header value that
+    cannot be sent (edited after the construction check), so nothing was sent.
     """
 
     problem: str

@@ -12,12 +12,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_websim import _wire
-from langchain_websim._content import part_problem
+from langchain_websim._content import MAX_PART_DEPTH, nesting_problem, part_problem
 from langchain_websim._image_options import IMAGE_OPTIONS
 from langchain_websim._requests import validate_aspect_ratio
 
 REQUIRED_HEADERS = ("accept", "accept-language", "origin", "referer", "user-agent")
 FLAGS_HEADER = "websim-flags"
+
+# A chat body nests messages, then a part: a few levels above the deepest part allowed.
+MAX_BODY_DEPTH = MAX_PART_DEPTH + 4
 
 _CHAT_KEYS = frozenset({"project_id", "messages", "json"})
 _IMAGE_KEYS = frozenset({"project_id", "prompt", "aspect_ratio", *(o.wire for o in IMAGE_OPTIONS)})
@@ -67,6 +70,12 @@ def parse_body(raw: bytes) -> tuple[Any, list[str]]:
         data = json.loads(text)
     except ValueError as exc:
         return None, [f"the body is not valid JSON ({exc})"]
+    except RecursionError:
+        # Python's parser gives up on deep nesting; no Websim body nests more than a few levels.
+        return None, ["the body nests JSON arrays and objects too deeply to be parsed"]
+    too_deep = nesting_problem(data, MAX_BODY_DEPTH)
+    if too_deep is not None:
+        return None, [f"the body {too_deep}"]
     if not isinstance(data, dict):
         return data, [f"the body is a JSON {type(data).__name__}, expected an object"]
     return data, []
@@ -213,5 +222,6 @@ def _squash(value: str) -> str:
 
 
 def _short(value: Any) -> str:
+    # Safe to serialise: parse_body refused anything nested deeper than MAX_BODY_DEPTH.
     text = json.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= 80 else text[:79] + "…"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from langchain_websim._wire import EndpointName
@@ -44,6 +44,8 @@ class WebsimEmulator:
         burst: the bucket's size, the requests admitted at once; default: one second's
             worth, rounded up, at least 1.  Buckets start full.
         retry_after: seconds to send as ``Retry-After`` with each 429; ``None``: no header.
+        on_request: ``fn(request)`` called with each ``RecordedRequest`` as it is recorded,
+            on the emulator's thread (``websim emulator --verbose`` prints them with it).
     """
 
     def __init__(
@@ -57,16 +59,19 @@ class WebsimEmulator:
         rate_limit: float | None = None,
         burst: int | None = None,
         retry_after: float | None = None,
+        on_request: Callable[[RecordedRequest], None] | None = None,
     ) -> None:
         if not isinstance(host, str) or not host:
             raise ValueError(f"host must be a non-empty address such as '127.0.0.1', got {host!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"port must be 0 (any free port) or 1-65535, got {port!r}")
         _check_responder(chat_responder)
+        if on_request is not None and not callable(on_request):
+            raise TypeError(f"on_request must be callable(request), got {on_request!r}")
         self._limiter = RateLimiter(make_rate_limit(rate_limit, burst, retry_after))
         self._host = host
         self._port = port
-        self._log = RequestLog()
+        self._log = RequestLog(on_request)
         self._scripts = ScriptBook()
         self._settings = Settings(
             strict=bool(strict),

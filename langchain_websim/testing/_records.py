@@ -42,10 +42,11 @@ class RecordedRequest:
 
 
 class RequestLog:
-    def __init__(self) -> None:
+    def __init__(self, listener: Callable[[RecordedRequest], None] | None = None) -> None:
         self._lock = threading.Condition()
         self._entries: list[RecordedRequest] = []
         self._wakers: set[Callable[[], None]] = set()
+        self._listener = listener
 
     def append(self, entry: RecordedRequest) -> None:
         with self._lock:
@@ -54,6 +55,8 @@ class RequestLog:
             self._lock.notify_all()
         for wake in wakers:
             wake()
+        if self._listener is not None:
+            self._listener(entry)  # outside the lock: it may be slow (a terminal)
 
     def snapshot(self, endpoint: EndpointName | None = None) -> list[RecordedRequest]:
         with self._lock:

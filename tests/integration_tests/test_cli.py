@@ -174,7 +174,8 @@ def test_demo_runs_the_agent_loop_offline_and_keeps_the_image(cli_tmpdir: str) -
     saved = Path(lines[2].removeprefix("   saved: "))
     assert saved.parent.parent == Path(cli_tmpdir) and saved.name == url.rsplit("/", 1)[1]
     assert read_png(saved.read_bytes()).width == 1024
-    assert lines[-1].startswith("answer: ") and url in lines[-1]
+    assert lines[-3].startswith("answer: ") and url in lines[-3]
+    assert lines[-2:] == ["saved 1 image:", f"  {saved}"]  # the summary lists every file
     assert CANNED in done.stderr
     assert f"the images are saved in {saved.parent}" in done.stderr
 

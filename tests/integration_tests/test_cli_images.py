@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
+import tempfile
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from langchain_websim import WebsimClient, WebsimConnectionError, __version__
 from langchain_websim._client import _SHARED
+from langchain_websim.cli import main
 from langchain_websim.testing import WebsimEmulator, agent_responder
 from tests.integration_tests.cli_run import run
 from tests.png import read_png
@@ -116,6 +122,33 @@ def test_image_input_refuses_a_file_that_is_not_an_image(tmp_path: Path) -> None
     assert done.stderr.startswith("websim: --image-input ") and "not a PNG, JPEG" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("head", "needle"),
+    [(b"\x89PNG\r\n\x1a\n", "is larger than 20 MiB"), (b"\x00\x00\x00\x18ftypmp42", "not a PNG")],
+    ids=["png-too-large", "video"],
+)
+def test_image_input_judges_a_large_file_before_reading_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], head: bytes, needle: str
+) -> None:
+    big = tmp_path / "clip.bin"
+    with big.open("wb") as file:  # sparse: 64 MiB on paper, nothing on disk
+        file.write(head)
+        file.truncate(64 * 1024 * 1024)
+    logger = logging.getLogger("langchain_websim")
+    handlers, level = logger.handlers[:], logger.level
+    tracemalloc.start()
+    try:
+        code = main(["image", "--emulator", "--image-input", str(big), "x"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        logger.handlers[:] = handlers  # main() adds its stderr handler for the command
+        logger.setLevel(level)
+    assert code == 2
+    assert needle in capsys.readouterr().err
+    assert peak < 4 * 1024 * 1024  # the file was not read whole (64 MiB)
+
+
 def test_demo_output_dir_keeps_every_image(tmp_path: Path) -> None:
     out = tmp_path / "new" / "images"
     with WebsimEmulator(chat_responder=agent_responder) as emu:
@@ -125,6 +158,78 @@ def test_demo_output_dir_keeps_every_image(tmp_path: Path) -> None:
     assert read_png(saved.read_bytes()).width == 1024
     assert f"   saved: {saved}" in done.stdout.splitlines()
     assert "emulator stops" not in done.stderr  # a server that outlives the command
+
+
+@pytest.fixture
+def in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """``main()`` in this process (fast): temporary files under a test directory, and the
+    logging handler the command adds removed afterwards."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    logger = logging.getLogger("langchain_websim")
+    handlers, level = logger.handlers[:], logger.level
+    yield temp
+    logger.handlers[:] = handlers
+    logger.setLevel(level)
+
+
+def _two_drawings(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
+    """An agent model that draws the request twice in one turn (the same file name twice)."""
+    last = messages[-1]["content"]
+    if isinstance(last, str) and not last.startswith("Result of the call"):
+        call = {"name": "websim_image_generation", "arguments": {"prompt": last}}
+        return "```json\n" + json.dumps({"tool_calls": [call, call]}) + "\n```"
+    return agent_responder(messages, body)
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_demo_never_replaces_an_image_and_lists_every_file(
+    in_process: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = out / "unrelated.png"
+    earlier.write_bytes(b"an earlier run's file")
+    with WebsimEmulator(chat_responder=_two_drawings) as emu:
+        emu.enqueue("image", json={"url": emu.base_url + "/images/fox-64x64.png"})
+        emu.enqueue("image", json={"url": emu.base_url + "/images/fox-64x64.png?v=2"})
+        args = ["demo", "--base-url", emu.base_url, "--output-dir", str(out), "Draw a fox"]
+        assert main([*args, "--json"] if as_json else args) == 0
+        first_run = capsys.readouterr().out
+        # A second run into the same directory keeps the first run's files too.
+        emu.enqueue("image", json={"url": emu.base_url + "/images/unrelated.png"}, times=2)
+        assert main(args) == 0
+    names = sorted(path.name for path in out.iterdir())
+    assert names == [
+        "fox-64x64-2.png",
+        "fox-64x64.png",
+        "unrelated-2.png",
+        "unrelated-3.png",
+        "unrelated.png",
+    ]
+    assert earlier.read_bytes() == b"an earlier run's file"
+    first = [str(out / "fox-64x64.png"), str(out / "fox-64x64-2.png")]
+    if as_json:
+        assert json.loads(first_run)["files"] == first
+    else:
+        assert first_run.endswith(f"saved 2 images:\n  {first[0]}\n  {first[1]}\n")
+    for path in first:
+        assert read_png(Path(path).read_bytes()).width == 64
+
+
+def test_demo_on_the_emulator_leaves_no_directory_when_nothing_is_drawn(
+    in_process: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import langchain_websim.testing
+
+    def no_drawing(messages: list[dict[str, Any]], body: dict[str, Any]) -> str:
+        return "I would rather describe it in words."
+
+    monkeypatch.setattr(langchain_websim.testing, "agent_responder", no_drawing)
+    assert main(["demo", "--emulator", "Draw a fox"]) == 0
+    assert "saved: no image" in capsys.readouterr().out
+    assert list(in_process.iterdir()) == []  # no empty websim-images-* directory
 
 
 @pytest.mark.parametrize("command", ["chat", "image", "emulator", "demo"])

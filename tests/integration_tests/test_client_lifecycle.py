@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import gc
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -258,6 +259,7 @@ SCRIPT = """
 import asyncio
 import atexit
 import gc
+import logging
 import sys
 import threading
 
@@ -392,3 +394,29 @@ def test_exit_hook_closes_live_clients(
     _client._close_all_clients()
     assert client.closed
     assert log.all_closed
+
+
+@pytest.mark.parametrize("closer", ["aclose", "close"])
+@pytest.mark.parametrize("adaptive_rate", [True, False])
+async def test_aclose_with_calls_in_flight_blames_no_one_and_retries_nothing(
+    emulator: WebsimEmulator, caplog: pytest.LogCaptureFixture, adaptive_rate: bool, closer: str
+) -> None:
+    client = WebsimClient(
+        emulator.base_url, retry_base_delay=0.01, timeout=10, adaptive_rate=adaptive_rate
+    )
+    emulator.enqueue("chat", delay=30, times=3)
+    calls = [asyncio.create_task(client.achat(USER)) for _ in range(3)]
+    await emulator.wait_for_requests(3)
+    with caplog.at_level(logging.DEBUG, logger="langchain_websim"):
+        if closer == "aclose":
+            await client.aclose()
+        else:
+            client.close()  # the sync close from async code: the session closes in a task
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    for outcome in outcomes:
+        # The same words as a sync call cut short by close().
+        assert type(outcome) is RuntimeError, repr(outcome)
+        assert str(outcome) == "the Websim client was closed while this call ran"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "retrying" not in caplog.text
+    assert len(emulator.requests) == 3  # nothing was sent again

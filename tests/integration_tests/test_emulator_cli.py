@@ -173,7 +173,9 @@ def test_both_names_offer_the_same_options_and_defaults() -> None:
         "rate_limit",
         "burst",
         "retry_after",
+        "verbose",
     }
+    assert options["verbose"] == (("--verbose", "--no-verbose", "-v"), None)  # None: a terminal
     assert options["port"] == (("--port",), 8765)
     assert options["host"] == (("--host",), "127.0.0.1")
 

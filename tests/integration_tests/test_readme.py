@@ -24,7 +24,7 @@ def test_readme_python_snippets_run_against_the_emulator(
     tmp_path: Path,
 ) -> None:
     blocks = re.findall(r"^```python\n(.*?)^```$", README, flags=re.DOTALL | re.MULTILINE)
-    assert len(blocks) == 6
+    assert len(blocks) == 7
     monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
     monkeypatch.chdir(tmp_path)  # the client snippet saves an image in the current directory
     try:
@@ -41,6 +41,7 @@ def test_readme_python_snippets_run_against_the_emulator(
     assert "['Echo: A haiku about rain', 'Echo: A haiku about snow']" in out
     assert out.count(emulator.base_url + "/images/") >= 3
     assert "Echo: Hello again" in out
+    assert "2 done, 0 failed, 0 left" in out  # the batch snippet
     prompts = [r.body["prompt"] for r in emulator.requests_for("image")]
     assert prompts == ["a lighthouse at dusk, oil painting", "a red fox", "a lighthouse at dusk"]
     assert emulator.requests_for("image")[2].body["seed"] == 7
@@ -71,7 +72,7 @@ def test_readme_command_line_section_shows_the_image_options() -> None:
         assert option in section, option
     assert "--image-input" in section and "python -m langchain_websim.testing" in section
     commands = re.findall(r"^websim [a-z]+ .*$", section, flags=re.MULTILINE)
-    assert len(commands) == 8
+    assert len(commands) == 10
     # Every example parses with the real parser.
     from langchain_websim.cli import build_parser
 

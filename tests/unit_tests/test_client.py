@@ -443,8 +443,8 @@ def test_bad_base_url_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         ({"retry_max_delay": None}, TypeError, "retry_max_delay"),
         ({"max_connections": 0}, ValueError, "max_connections"),
         ({"max_connections": 1.5}, TypeError, "max_connections"),
-        ({"headers": {"x-ok": "a\r\nb"}}, ValueError, "CR, LF"),
-        ({"headers": {"x-ok": "a\nInjected: 1"}}, ValueError, "CR, LF"),
+        ({"headers": {"x-ok": "a\r\nb"}}, ValueError, "control character"),
+        ({"headers": {"x-ok": "a\nInjected: 1"}}, ValueError, "control character"),
         ({"headers": {"x\r\nInjected": "1"}}, ValueError, "not a valid HTTP token"),
         ({"headers": {"websim-flags;": ""}}, ValueError, "not a valid HTTP token"),
         ({"proxy": "socks5://proxy.local:1080"}, ValueError, "proxy"),
@@ -615,7 +615,7 @@ def test_shared_gives_a_new_client_after_close() -> None:
 
 
 def test_shared_validates_like_the_constructor() -> None:
-    with pytest.raises(ValueError, match="CR, LF"):
+    with pytest.raises(ValueError, match="control character"):
         WebsimClient.shared(headers={"x": "a\nb"})
     with pytest.raises(ValueError, match="timeout"):
         WebsimClient.shared(timeout=-5)

@@ -80,7 +80,7 @@ def test_sync_download(http: aioresponses, client: WebsimClient) -> None:
     [
         ({"status": 404, "body": "gone"}, WebsimAPIError, "the image is not there"),
         ({"status": 410, "body": ""}, WebsimAPIError, "may have expired"),
-        ({"status": 500, "body": "oops"}, WebsimAPIError, "the download failed with HTTP 500"),
+        ({"status": 500, "body": "oops"}, WebsimAPIError, "the download failed (HTTP 500"),
         (
             {"status": 429, "body": "slow down", "headers": {"Retry-After": "7"}},
             WebsimRateLimitError,

@@ -321,7 +321,10 @@ def test_malformed_image_blocks_name_their_position() -> None:
 def test_far_too_large_data_is_refused_without_decoding() -> None:
     data = "A" * (LIMIT * 2)  # refused on its length alone
     problem = _content.image_url_problem("data:image/png;base64," + data)
-    assert problem is not None and "this one is more than that" in problem
+    assert problem is not None
+    assert f"this one is about {LIMIT * 2 // 4 * 3:,} bytes ({LIMIT * 2:,} base64 characters)" in (
+        problem
+    )
 
 
 # --------------------------------------------------------------------------- WebsimClient

@@ -123,3 +123,16 @@ def test_a_ca_bundle_that_does_not_load_is_refused(tmp_path: Path, ca_file: Path
     context = ssl.create_default_context()
     with pytest.raises(ValidationError, match="ca_bundle or ssl_context"):
         WebsimImageTool(ca_bundle=str(ca_file), ssl_context=context)
+
+
+@pytest.mark.parametrize("value", ["a\x0bb", "a\x1b[31m", "a\x7f", "a\tb", "a\x85b", "\x01"])
+def test_a_header_value_with_any_control_character_is_refused_naming_the_header(
+    value: str,
+) -> None:
+    needle = "header 'X-Trace' has a value with the control character"
+    with pytest.raises(ValidationError, match=needle):
+        ChatWebsim(headers={"X-Trace": value})
+    with pytest.raises(ValidationError, match=needle):
+        WebsimImageTool(headers={"X-Trace": value})
+    with pytest.raises(ValueError, match=needle):
+        WebsimClient(headers={"X-Trace": value})
