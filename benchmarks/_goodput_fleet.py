@@ -28,6 +28,8 @@ from _goodput_worker import Job, build_model, quiet_retry_logs, run_calls
 # Spawning and importing LangChain takes a second or two per process; on a busy machine
 # more, but never this long unless something is wrong.
 STARTUP_TIMEOUT = 120.0
+# Seconds the tasks waiting at a gate that was taken down get to end by themselves.
+GATE_GRACE = 5.0
 
 
 class FleetTimeout(Exception):
@@ -225,18 +227,19 @@ def _run_ray_fleet(jobs: Sequence[Job], timeout: float) -> FleetResult:
 
 
 def _stop(refs: list[Any], at_the_gate: bool) -> None:
-    """Kill the tasks still running; before go, first let them end on the gate's death.
+    """Kill the tasks still running; before go, first let those at the gate end by themselves.
 
     Force-cancelling a task that is about to end races its reply: Ray's driver then aborts
     ("Tried to complete task that was not pending") and takes this process with it.  Before
-    go every other task is building its model or waiting at the gate, and ends by itself
-    once the gate is gone; after go the tasks are in their calls, and are killed at once.
+    go the tasks waiting at the gate end once it is gone, within ``GATE_GRACE``; those still
+    building their models, and after go those in their calls, are far from their end and are
+    killed.
     """
     import ray
 
     running = refs
     if at_the_gate:
-        _, running = ray.wait(refs, num_returns=len(refs), timeout=STARTUP_TIMEOUT)
+        _, running = ray.wait(refs, num_returns=len(refs), timeout=GATE_GRACE)
     for ref in running:
         ray.cancel(ref, force=True)
 
