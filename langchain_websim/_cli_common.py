@@ -85,7 +85,7 @@ def keep_dir() -> Path:
 def image_file_name(url: str, data: bytes, number: int) -> str:
     """The URL's own file name when it is a plain image name, else ``image-<number><suffix>``."""
     kind = image_type(data)
-    suffix = kind[0] if kind else ".img"
+    suffix = kind.suffix if kind else ".img"
     name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     if _SAFE_NAME.match(name) and Path(name).suffix.lower() in _IMAGE_SUFFIXES:
         return name
@@ -170,7 +170,7 @@ def image_input(value: str) -> str:
         raise ValueError(f"cannot read --image-input {value!r}: {exc.strerror or exc}") from None
     if len(data) > MAX_DOWNLOAD_BYTES:
         raise ValueError(f"--image-input {value!r} is larger than {limit}")
-    return f"data:{kind[1]};base64,{base64.b64encode(data).decode('ascii')}"
+    return f"data:{kind.media_type};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 # --------------------------------------------------------------------------- image flags

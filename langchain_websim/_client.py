@@ -28,10 +28,10 @@ from langchain_websim._requests import ChatRequest, ImageRequest
 from langchain_websim._responses import WebsimChatResponse, WebsimImageResponse
 from langchain_websim._retry import (
     RetryPolicy,
-    _parse_retry_after_header,
-    _retry_delay,
-    _should_retry_exception,
-    _should_retry_status,
+    parse_retry_after_header,
+    retry_delay,
+    should_retry_exception,
+    should_retry_status,
 )
 from langchain_websim._settings import WebsimSettings, load_ca_bundle
 from langchain_websim._transport import redact_url
@@ -60,12 +60,11 @@ class WebsimClient:
 
     Args:
         base_url: service root; default ``$WEBSIM_BASE_URL``, else the public Websim host.
-        **settings: the connection settings, by keyword: ``timeout``, ``max_retries``,
-            ``retry_base_delay``, ``retry_max_delay``, ``proxy``, ``headers``,
-            ``max_connections``, ``ca_bundle``, ``ssl_context`` -- defined, with their
-            defaults and meaning, once in ``ConnectionSettings`` (``langchain_websim._settings``)
-            and shared with ``ChatWebsim`` and ``WebsimImageTool``.  A wrong type raises
-            ``TypeError``, a wrong value ``ValueError``.
+        **settings: the other connection settings, by keyword: the fields of
+            ``ConnectionSettings`` (``langchain_websim._settings``), where each is defined
+            once with its default and meaning, shared with ``ChatWebsim`` and
+            ``WebsimImageTool``.  A wrong type raises ``TypeError``, a wrong value
+            ``ValueError``.
 
     Nothing touches the network until the first call.  Use one client for many models and
     tools (``WebsimClient.shared(...)`` returns the process-wide one for a configuration).
@@ -287,6 +286,16 @@ class WebsimClient:
         return cls.shared_for(WebsimSettings.build(base_url=base_url, **settings))
 
     @classmethod
+    def close_shared(cls, base_url: str | None = None) -> None:
+        """Close the process-wide clients ``shared`` handed out (those for ``base_url``
+        only, when given); the next ``shared`` call makes a new one.  For tests and for
+        shutting down before the interpreter does it at exit."""
+        with _SHARED_LOCK:
+            clients = [c for c in _SHARED.values() if base_url in (None, c.base_url)]
+        for client in clients:
+            client.close()
+
+    @classmethod
     def shared_for(cls, settings: WebsimSettings) -> WebsimClient:
         key = settings.shared_key()
         client = _SHARED.get(key)
@@ -332,7 +341,7 @@ class WebsimClient:
                     endpoint, url, exc, call.attempts, timeout=self.timeout, proxy=self.proxy
                 )
                 error: WebsimError = failure
-                retryable, reason = _should_retry_exception(exc), failure.problem
+                retryable, reason = should_retry_exception(exc), failure.problem
             else:
                 status, content_type, resp_headers, raw = answer
                 if 200 <= status < 300:
@@ -343,17 +352,17 @@ class WebsimClient:
                     except WebsimResponseError as exc:
                         exc.attempts = call.attempts
                         raise
-                retry_after = _parse_retry_after_header(resp_headers)
+                retry_after = parse_retry_after_header(resp_headers)
                 error = _transport.status_error(endpoint, url, answer, call.attempts, retry_after)
                 blocked = isinstance(error, WebsimBlockedError)
-                retryable, reason = _should_retry_status(status, blocked=blocked), f"HTTP {status}"
+                retryable, reason = should_retry_status(status, blocked=blocked), f"HTTP {status}"
                 if status == 429 and rate is not None and is_shaping(rate, endpoint, retry_after):
                     # The service still takes some of our requests: this one waits its turn
                     # instead of spending a retry.
                     call.shaped += 1
                     paced = True
                     continue
-            delay = _retry_delay(self.retry, call.counted, retry_after, retryable=retryable)
+            delay = retry_delay(self.retry, call.counted, retry_after, retryable=retryable)
             if delay is None:
                 raise error
             logger.warning(

@@ -9,27 +9,19 @@ the same typed errors as API calls, with ``endpoint="download"``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import hdrs
 
 from langchain_websim import _wire
-from langchain_websim._retry import _parse_retry_after_header
-from langchain_websim._transport import client_closed, describe_failure
-from langchain_websim.errors import (
-    WebsimAPIError,
-    WebsimBlockedError,
-    WebsimConnectionError,
-    WebsimRateLimitError,
-    WebsimResponseError,
-    WebsimTimeoutError,
-)
+from langchain_websim._retry import parse_retry_after_header
+from langchain_websim._transport import HttpAnswer, answer_error, client_closed, failure_error
+from langchain_websim.errors import WebsimAPIError, WebsimConnectionError, WebsimResponseError
 
 __all__ = ["MAX_DOWNLOAD_BYTES", "check_url", "fetch", "image_type", "writable_path", "write_file"]
 
@@ -72,10 +64,15 @@ async def fetch(
             if not 200 <= resp.status < 300:
                 raise _status_error(resp, url, await resp.content.read(_ERROR_HEAD))
             body = await _read_capped(resp, url)
+    except aiohttp.TooManyRedirects as exc:
+        words = f"download failed: more than {MAX_REDIRECTS} redirects"
+        raise WebsimConnectionError(words, url=url, endpoint=ENDPOINT, reason="redirects") from exc
     except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         if session.closed:  # the client's own close() cut it: not the server's doing
             raise client_closed() from None
-        raise _connection_error(url, exc, session_timeout, proxy) from exc
+        raise failure_error(
+            ENDPOINT, url, exc, timeout=session_timeout, proxy=proxy, failed="download failed"
+        ) from exc
     if not body:
         raise _unusable("the answer is empty: there is no image", resp.status, url, content_type)
     if _wire.looks_like_html(content_type, body):
@@ -130,46 +127,22 @@ def _unusable(
 
 def _status_error(resp: aiohttp.ClientResponse, url: str, head: bytes) -> WebsimAPIError:
     content_type = resp.headers.get(hdrs.CONTENT_TYPE, "")
-    texty = any(kind in content_type for kind in ("text", "json", "xml", "html"))
-    common: dict[str, Any] = {
-        "status_code": resp.status,
-        "url": url,
-        "endpoint": ENDPOINT,
-        "content_type": content_type,
-        # An image or binary error body quoted as text would only be noise.
-        "body": _wire.excerpt(head) if texty else "",
-    }
-    if resp.status in (403, 503) and _wire.looks_like_challenge(content_type, head, resp.headers):
-        return WebsimBlockedError("blocked by a bot-protection challenge page", **common)
-    if resp.status == 429:
-        retry_after = _parse_retry_after_header(resp.headers)
-        return WebsimRateLimitError("rate limited", retry_after=retry_after, **common)
     if resp.status in (404, 410):
-        return WebsimAPIError(
+        problem = (
             "the image is not there: it may have expired, or the server that made it has "
-            "stopped (an emulator's images live only as long as the emulator)",
-            **common,
+            "stopped (an emulator's images live only as long as the emulator)"
         )
-    return WebsimAPIError("the download failed", **common)
-
-
-def _connection_error(
-    url: str, exc: BaseException, timeout: float, proxy: str | None
-) -> WebsimConnectionError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return WebsimTimeoutError(
-            f"no complete answer within {timeout:g} s",
-            timeout=timeout,
-            url=url,
-            endpoint=ENDPOINT,
-            reason="timeout",
-        )
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        reason, words = "redirects", f"more than {MAX_REDIRECTS} redirects"
     else:
-        reason, words = describe_failure(exc, url, proxy)
-    return WebsimConnectionError(
-        f"download failed: {words}", url=url, endpoint=ENDPOINT, reason=reason
+        # The status itself is in the message's "(HTTP ...)".
+        problem = "the download failed"
+    return answer_error(
+        ENDPOINT,
+        url,
+        HttpAnswer(resp.status, content_type, resp.headers, head),
+        problem,
+        retry_after=parse_retry_after_header(resp.headers),
+        # An image or binary error body quoted as text would only be noise.
+        quote_body=any(kind in content_type for kind in ("text", "json", "xml", "html")),
     )
 
 
@@ -184,13 +157,20 @@ _SIGNATURES = (
 )
 
 
-def image_type(data: bytes) -> tuple[str, str] | None:
-    """``(suffix, media type)`` of a PNG, JPEG, GIF or WebP file; ``None`` for anything else."""
+class ImageType(NamedTuple):
+    """An image format: the file name suffix and the media type."""
+
+    suffix: str
+    media_type: str
+
+
+def image_type(data: bytes) -> ImageType | None:
+    """The format of a PNG, JPEG, GIF or WebP file; ``None`` for anything else."""
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp", "image/webp"
+        return ImageType(".webp", "image/webp")
     for magic, suffix, media_type in _SIGNATURES:
         if data.startswith(magic):
-            return suffix, media_type
+            return ImageType(suffix, media_type)
     return None
 
 

@@ -19,6 +19,7 @@ dropped: a silently shortened question gives confidently wrong answers.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import (
@@ -163,12 +164,18 @@ def _parts_of(message: BaseMessage, index: int, role: str) -> list[dict[str, Any
 _IMAGE_BLOCK_TYPES = frozenset({"image", "image_url"})
 
 
+@dataclass(frozen=True, slots=True)
 class _Where:
     """Where a block sits, for error messages: message index, class, position and role."""
 
-    def __init__(self, message: BaseMessage, index: int, position: int, role: str) -> None:
-        self.name = type(message).__name__
-        self.index, self.position, self.role = index, position, role
+    message: BaseMessage
+    index: int
+    position: int
+    role: str
+
+    @property
+    def name(self) -> str:
+        return type(self.message).__name__
 
     def error(self, problem: str) -> ValueError:
         return ValueError(

@@ -92,12 +92,14 @@ class EndpointRateState:
         rate_limited: 429 answers seen on this endpoint.
         waited: total seconds requests reported waiting for the controller.
         paused_until: clock time until which a ``Retry-After`` pause holds, else ``None``.
+        pace: requests per second paced to now, learned or still ramping up.
     """
 
     rate: float | None
     rate_limited: int
     waited: float
     paused_until: float | None
+    pace: float = INITIAL_RATE
 
 
 @dataclass(slots=True)
@@ -297,6 +299,7 @@ class RateController:
                     rate_limited=st.rate_limited,
                     waited=st.waited,
                     paused_until=st.paused_until if st.paused_until > now else None,
+                    pace=st.rate,
                 )
                 for name, st in self._endpoints.items()
             }

@@ -12,15 +12,19 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from langchain_websim import _wire
 from langchain_websim._content import part_problem
 from langchain_websim._image_options import IMAGE_OPTIONS, ImageOptionValues
 
 __all__ = [
+    "AspectRatio",
     "ChatRequest",
     "ImageRequest",
+    "ProjectId",
     "new_project_id",
     "validate_aspect_ratio",
     "validate_model",
@@ -192,3 +196,8 @@ def _check_parts(i: int, parts: list[Any], role: str) -> None:
         problem = part_problem(part, role)
         if problem is not None:
             raise ValueError(f"message {i} content part {j}: {problem}")
+
+
+# The same checks as pydantic field types, for the fields of the LangChain classes.
+AspectRatio = Annotated[str, AfterValidator(validate_aspect_ratio)]
+ProjectId = Annotated[str, AfterValidator(validate_project_id)]

@@ -35,18 +35,18 @@ class RetryPolicy:
         return 1 + self.max_retries
 
 
-def _should_retry_status(status: int, *, blocked: bool = False) -> bool:
+def should_retry_status(status: int, *, blocked: bool = False) -> bool:
     # A bot-protection challenge page answers the same way until something else changes
     # (network, proxy, time): retrying at once only spends the budget.
     return not blocked and (status in RETRYABLE_STATUSES or 500 <= status <= 599)
 
 
-def _should_retry_exception(exc: BaseException) -> bool:
+def should_retry_exception(exc: BaseException) -> bool:
     # A certificate that does not verify will not verify on the next attempt either.
     return not isinstance(exc, (aiohttp.ClientSSLError, aiohttp.InvalidURL))
 
 
-def _retry_delay(
+def retry_delay(
     policy: RetryPolicy, attempt: int, retry_after: float | None, *, retryable: bool
 ) -> float | None:
     """Seconds to wait before the next attempt, or ``None`` to give up now."""
@@ -56,10 +56,10 @@ def _retry_delay(
         # Retrying before the server's time is wasted budget; waiting past our cap is
         # not what the caller configured: fail now and let them decide.
         return retry_after if retry_after <= policy.max_delay else None
-    return _calculate_retry_timeout(policy, attempt)
+    return calculate_retry_timeout(policy, attempt)
 
 
-def _calculate_retry_timeout(policy: RetryPolicy, retry_number: int) -> float:
+def calculate_retry_timeout(policy: RetryPolicy, retry_number: int) -> float:
     """Delay before retry ``n`` (1, 2, ...): ``min(max, base * 2**n)`` less up to 25 % jitter."""
     # The exponent is capped so a huge max_retries cannot overflow a float.
     delay = min(policy.max_delay, policy.base_delay * 2.0 ** min(retry_number, 64))
@@ -67,7 +67,7 @@ def _calculate_retry_timeout(policy: RetryPolicy, retry_number: int) -> float:
     return delay * (1 - 0.25 * random.random())
 
 
-def _parse_retry_after_header(
+def parse_retry_after_header(
     headers: Mapping[str, str], *, now: float | None = None
 ) -> float | None:
     """Seconds the server asks us to wait, from ``retry-after-ms`` or ``Retry-After``.

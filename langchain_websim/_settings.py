@@ -132,6 +132,8 @@ class ConnectionSettings(BaseModel):
     ssl_context: ssl.SSLContext | None = Field(default=None, exclude=True, repr=False)
     """An ``ssl.SSLContext`` to verify servers with; cannot be pickled (use ``ca_bundle``)."""
 
+    # Assignments are checked by ``ClientOwner`` (the LangChain classes); a client's copy,
+    # ``WebsimSettings``, is frozen.
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     @field_validator("base_url", mode="before")
@@ -173,6 +175,14 @@ class ConnectionSettings(BaseModel):
             raise ValueError("pass ca_bundle or ssl_context, not both")
         return self
 
+    def check_picklable(self, owner: str) -> None:
+        """Refuse to pickle ``owner`` (its description) while it holds an SSL context."""
+        if self.ssl_context is not None:
+            raise TypeError(
+                f"{owner} holds an ssl.SSLContext, which cannot be pickled or sent to another "
+                "process; pass ca_bundle='/path/to/ca.pem' instead, which travels with it"
+            )
+
     def connection_settings(self) -> dict[str, Any]:
         """The settings as keyword arguments for ``WebsimClient``/``WebsimSettings``."""
         return {name: getattr(self, name) for name in SETTING_NAMES}
@@ -201,13 +211,6 @@ class WebsimSettings(ConnectionSettings):
             tuple(sorted(value.items())) if isinstance(value, dict) else value
             for value in (getattr(self, name) for name in SETTING_NAMES)
         )
-
-    def check_picklable(self, owner: str) -> None:
-        if self.ssl_context is not None:
-            raise TypeError(
-                f"{owner} holds an ssl.SSLContext, which cannot be pickled or sent to another "
-                "process; pass ca_bundle='/path/to/ca.pem' instead, which travels with it"
-            )
 
 
 def load_ca_bundle(path: str) -> ssl.SSLContext:

@@ -12,7 +12,7 @@ import errno
 import io
 import ssl
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
@@ -34,8 +34,14 @@ _LARGE_BODY = 1024 * 1024
 # bot-protection challenge page (``_wire.looks_like_challenge`` reads this much).
 _ERROR_HEAD = 64 * 1024
 
-Answer = tuple[int, str, Mapping[str, str], bytes]
-"""status, content type, response headers, body."""
+
+class HttpAnswer(NamedTuple):
+    """What came back from one exchange."""
+
+    status: int
+    content_type: str
+    headers: Mapping[str, str]
+    body: bytes
 
 
 def new_session(
@@ -60,7 +66,7 @@ async def post(
     headers: Mapping[str, str],
     body: bytes,
     proxy: str | None,
-) -> Answer:
+) -> HttpAnswer:
     _check_sendable(session, endpoint, url, headers)
     # aiohttp warns (ResourceWarning) about bytes bodies over 1 MiB, which chat bodies with
     # images reach; a fresh BytesIO per attempt is sent the same, in chunks.
@@ -70,7 +76,7 @@ async def post(
             url, data=data, headers=headers, proxy=proxy, allow_redirects=False
         ) as resp:
             raw = await _read_capped(resp, endpoint, url)
-            return resp.status, resp.headers.get("content-type", ""), resp.headers, raw
+            return HttpAnswer(resp.status, resp.headers.get("content-type", ""), resp.headers, raw)
     except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
         # The client's own shutdown cut the exchange: not the service's doing, and nothing to
         # retry (aiohttp reports it as a dropped connection, or "Session is closed").
@@ -167,39 +173,59 @@ def _size(n: int) -> str:
 def status_error(
     endpoint: _wire.Endpoint,
     url: str,
-    answer: Answer,
+    answer: HttpAnswer,
     attempts: int,
     retry_after: float | None,
 ) -> WebsimAPIError:
-    """The error for a non-2xx answer: blocked, rate limited, redirected or plain HTTP."""
-    status, content_type, headers, raw = answer
+    """The error for a non-2xx answer to an API call: blocked, rate limited, redirected (API
+    calls do not follow redirects) or plain HTTP."""
+    status = answer.status
+    if 300 <= status < 400:
+        location = answer.headers.get("location", "?")
+        problem = (
+            f"redirected to {_wire.excerpt(location, 200)}; redirects are not followed "
+            f"for API calls: set base_url (or {_wire.BASE_URL_ENV}) to "
+            f"{_moved_to(url, location)}"
+        )
+    else:
+        # The status itself is in the message's "(HTTP ...)": the words say what it means.
+        problem = _status_words(status)
+    return answer_error(
+        endpoint.name, url, answer, problem, attempts=attempts, retry_after=retry_after
+    )
+
+
+def answer_error(
+    endpoint: str,
+    url: str,
+    answer: HttpAnswer,
+    problem: str,
+    *,
+    attempts: int = 1,
+    retry_after: float | None = None,
+    quote_body: bool = True,
+) -> WebsimAPIError:
+    """The typed error for a non-2xx answer, API call or download: a challenge page is
+    ``WebsimBlockedError``, a 429 ``WebsimRateLimitError``, anything else ``problem``."""
+    status, content_type, headers, body = answer
     common: dict[str, Any] = {
         "status_code": status,
         "url": url,
-        "endpoint": endpoint.name,
+        "endpoint": endpoint,
         "content_type": content_type,
-        "body": _wire.excerpt(raw),
+        "body": _wire.excerpt(body) if quote_body else "",
         "attempts": attempts,
     }
-    if status in (403, 503) and _wire.looks_like_challenge(content_type, raw, headers):
+    if status in (403, 503) and _wire.looks_like_challenge(content_type, body, headers):
         return WebsimBlockedError(
-            "blocked by a bot-protection challenge page (the request did not reach the "
-            "API; try again later, from another network, or through `proxy`)",
+            "blocked by a bot-protection challenge page (the request did not reach "
+            "its destination; try again later, from another network, or through `proxy`)",
             **common,
         )
     if status == 429:
         hint = f"; retry after {retry_after:g} s" if retry_after is not None else ""
         return WebsimRateLimitError(f"rate limited{hint}", retry_after=retry_after, **common)
-    if 300 <= status < 400:
-        location = headers.get("location", "?")
-        return WebsimAPIError(
-            f"redirected to {_wire.excerpt(location, 200)}; redirects are not followed "
-            f"for API calls: set base_url (or {_wire.BASE_URL_ENV}) to "
-            f"{_moved_to(url, location)}",
-            **common,
-        )
-    # The status itself is in the message's "(HTTP ...)": the words say what it means.
-    return WebsimAPIError(_status_words(status), **common)
+    return WebsimAPIError(problem, **common)
 
 
 def _status_words(status: int) -> str:
@@ -240,7 +266,21 @@ def connection_error(
     timeout: float,
     proxy: str | None,
 ) -> WebsimConnectionError:
-    """The error for an attempt that got no HTTP answer at all, said in words.
+    """The error for an API call's attempt that got no HTTP answer at all."""
+    return failure_error(endpoint.name, url, exc, attempts=attempts, timeout=timeout, proxy=proxy)
+
+
+def failure_error(
+    endpoint: str,
+    url: str,
+    exc: BaseException,
+    *,
+    attempts: int = 1,
+    timeout: float,
+    proxy: str | None,
+    failed: str = "connection failed",
+) -> WebsimConnectionError:
+    """The error for an exchange (API call or download) that got no HTTP answer, in words.
 
     aiohttp's own text ("Cannot connect to host ... ssl:default [...]") stays reachable as
     ``__cause__``; the message says what failed and where, so a log line or an agent's tool
@@ -251,50 +291,61 @@ def connection_error(
             f"no complete answer within {timeout:g} s",
             timeout=timeout,
             url=url,
-            endpoint=endpoint.name,
+            endpoint=endpoint,
             attempts=attempts,
             reason="timeout",
         )
     else:
-        reason, words = describe_failure(exc, url, proxy)
+        failure = describe_failure(exc, url, proxy)
         err = WebsimConnectionError(
-            f"connection failed: {words}",
+            f"{failed}: {failure.words}",
             url=url,
-            endpoint=endpoint.name,
+            endpoint=endpoint,
             attempts=attempts,
-            reason=reason,
+            reason=failure.reason,
         )
     err.__cause__ = exc
     return err
 
 
-def describe_failure(exc: BaseException, url: str, proxy: str | None) -> tuple[str, str]:
-    """``(reason, words)`` for a failed connection: refused, dns, tls, reset, ..."""
+class Failure(NamedTuple):
+    """A failed connection: a short ``reason`` (refused, dns, tls, ...) and it in words."""
+
+    reason: str
+    words: str
+
+
+def describe_failure(exc: BaseException, url: str, proxy: str | None) -> Failure:
+    """Why a connection failed: refused, dns, tls, reset, ..."""
     parts = urlsplit(url)
     where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
     detail = redact_text(str(exc) or type(exc).__name__, proxy)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         why = getattr(exc.certificate_error, "verify_message", None) or exc.certificate_error
-        return "tls", f"the TLS certificate of {where} could not be verified ({why})"
+        return Failure("tls", f"the TLS certificate of {where} could not be verified ({why})")
     if isinstance(exc, aiohttp.ClientSSLError):
-        return "tls", f"the TLS handshake with {where} failed ({detail})"
+        return Failure("tls", f"the TLS handshake with {where} failed ({detail})")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns", f"the host name {parts.hostname!r} could not be resolved (DNS lookup failed)"
+        return Failure(
+            "dns", f"the host name {parts.hostname!r} could not be resolved (DNS lookup failed)"
+        )
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return "proxy", f"the proxy {redact_url(proxy)} could not be reached"
+        return Failure("proxy", f"the proxy {redact_url(proxy)} could not be reached")
     if isinstance(exc, aiohttp.ClientConnectorError):
         if isinstance(exc.os_error, ConnectionRefusedError):
-            return "refused", f"{where} refused the connection (nothing accepts connections there)"
-        return "unreachable", f"{where} could not be reached ({exc.strerror or detail})"
+            return Failure(
+                "refused", f"{where} refused the connection (nothing accepts connections there)"
+            )
+        return Failure("unreachable", f"{where} could not be reached ({exc.strerror or detail})")
     if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "disconnected", f"{where} closed the connection before answering"
+        return Failure("disconnected", f"{where} closed the connection before answering")
     if isinstance(exc, (ConnectionResetError, aiohttp.ClientConnectionResetError)) or (
         isinstance(exc, OSError) and exc.errno == errno.ECONNRESET
     ):
-        return "reset", f"the connection to {where} was reset"
+        return Failure("reset", f"the connection to {where} was reset")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return "incomplete", f"the answer from {where} was cut off ({detail})"
-    return "failed", f"the connection to {where} failed ({type(exc).__name__}: {detail})"
+        return Failure("incomplete", f"the answer from {where} was cut off ({detail})")
+    return Failure("failed", f"the connection to {where} failed ({type(exc).__name__}: {detail})")
 
 
 # ---------------------------------------------------------------------- proxy credentials

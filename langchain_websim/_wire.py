@@ -261,25 +261,31 @@ def _parse_field(
     endpoint: Endpoint, field: str, status: int, url: str, content_type: str, body: bytes
 ) -> str:
     """The string ``field`` of the JSON object in ``body``, stripped."""
-    problem: str | None = None
+    try:
+        return _field_of(field, content_type, body).strip()
+    except _Unusable as exc:
+        raise _response_error(endpoint, status, url, content_type, body, str(exc)) from None
+
+
+class _Unusable(Exception):
+    """What keeps a body from being the answer, in words (turned into the typed error)."""
+
+
+def _field_of(field: str, content_type: str, body: bytes) -> str:
     if looks_like_html(content_type, body):
-        problem = "the service answered with an HTML page instead of JSON"
-    else:
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):
-            data, problem = None, "the body is not valid JSON"
-    if problem is None and not isinstance(data, dict):
-        problem = f"expected a JSON object, got {_json_type(data)}"
-    if problem is None:
-        value = data.get(field)
-        if isinstance(value, str):
-            return value.strip()
-        if field not in data:
-            problem = f"the JSON object has no {field!r} field"
-        else:
-            problem = f"{field!r} is {_json_type(value)}, expected a string"
-    raise _response_error(endpoint, status, url, content_type, body, problem)
+        raise _Unusable("the service answered with an HTML page instead of JSON")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _Unusable("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _Unusable(f"expected a JSON object, got {_json_type(data)}")
+    if field not in data:
+        raise _Unusable(f"the JSON object has no {field!r} field")
+    value = data[field]
+    if not isinstance(value, str):
+        raise _Unusable(f"{field!r} is {_json_type(value)}, expected a string")
+    return value
 
 
 def parse_chat_response(status: int, url: str, content_type: str, body: bytes) -> str:

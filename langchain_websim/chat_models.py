@@ -33,11 +33,11 @@ from langchain_websim._messages import convert_messages, image_prompt, validate_
 from langchain_websim._profiles import profile_for
 from langchain_websim._prompt import TOOL_KWARGS, TOOL_OPTIONS
 from langchain_websim._requests import (
+    AspectRatio,
     ChatRequest,
     ImageRequest,
-    validate_aspect_ratio,
+    ProjectId,
     validate_model,
-    validate_project_id,
 )
 from langchain_websim._transport import redact_url
 
@@ -150,11 +150,11 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         default=_wire.DEFAULT_CHAT_MODEL, validation_alias=AliasChoices("model", "model_name")
     )
     """Routes the call: an image model (``flux``) or a chat model (anything else)."""
-    project_id: str | None = None
+    project_id: ProjectId | None = None
     """A fixed project id; ``None`` gives every request a fresh one."""
     stop: list[str] | None = None
     """Stop sequences, applied to the answer client-side."""
-    aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
+    aspect_ratio: AspectRatio = _wire.DEFAULT_ASPECT_RATIO
     """Aspect ratio (``W:H``) for image models."""
     streaming: bool = False
     """Whether ``invoke`` goes through the (single-chunk) streaming path; not with tools."""
@@ -191,20 +191,10 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
     def _check_model(cls, value: str) -> str:
         return validate_model(value)
 
-    @field_validator("project_id")
-    @classmethod
-    def _check_project_id(cls, value: str | None) -> str | None:
-        return None if value is None else validate_project_id(value)
-
     @field_validator("stop", mode="before")
     @classmethod
     def _check_stop(cls, value: Any) -> list[str] | None:
         return validate_stop(value)
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _check_aspect_ratio(cls, value: str) -> str:
-        return validate_aspect_ratio(value)
 
     # ------------------------------------------------------------------ LangChain plumbing
 

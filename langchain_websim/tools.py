@@ -36,12 +36,7 @@ from langchain_websim._image_options import (
     ImageOptionFields,
     check_image_field,
 )
-from langchain_websim._requests import (
-    ImageRequest,
-    validate_aspect_ratio,
-    validate_project_id,
-    validate_prompt,
-)
+from langchain_websim._requests import AspectRatio, ImageRequest, ProjectId, validate_prompt
 from langchain_websim.errors import (
     WebsimAPIError,
     WebsimBlockedError,
@@ -94,7 +89,7 @@ class _PromptArguments(BaseModel):
         description=_PROMPT_DESCRIPTION,
         json_schema_extra={"minLength": 1, "maxLength": MAX_PROMPT_CHARS},
     )
-    aspect_ratio: str = Field(
+    aspect_ratio: AspectRatio = Field(
         default=_wire.DEFAULT_ASPECT_RATIO,
         description=_aspect_ratio_description(_wire.DEFAULT_ASPECT_RATIO),
     )
@@ -109,11 +104,6 @@ class _PromptArguments(BaseModel):
                 "shorten it to the essential visual details"
             )
         return value
-
-    @field_validator("aspect_ratio")
-    @classmethod
-    def _check_aspect_ratio(cls, value: str) -> str:
-        return validate_aspect_ratio(value)
 
     _check_image_option = field_validator(*IMAGE_OPTION_NAMES, mode="before", check_fields=False)(
         check_image_field
@@ -150,18 +140,28 @@ def _input_schema(default_aspect_ratio: str) -> type[_PromptArguments]:
     """
     if default_aspect_ratio == _wire.DEFAULT_ASPECT_RATIO:
         return WebsimImageInput
-    return create_model(
+    schema = create_model(
         "WebsimImageInput",
         __base__=WebsimImageInput,
         __module__=__name__,
         aspect_ratio=(
-            str,
+            AspectRatio,
             Field(
                 default=default_aspect_ratio,
                 description=_aspect_ratio_description(default_aspect_ratio),
             ),
         ),
     )
+    _RATIO_SCHEMAS.add(schema)
+    return schema
+
+
+# The schemas ``_input_schema`` derived: a tool holding one follows its default ratio.
+_RATIO_SCHEMAS: set[type[BaseModel]] = set()
+
+
+def _follows_ratio(schema: Any) -> bool:
+    return schema is WebsimImageInput or schema in _RATIO_SCHEMAS
 
 
 def describe_invalid_arguments(error: ValidationError | ValidationErrorV1) -> str:
@@ -184,10 +184,11 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
     an image block with the same URL, so a vision-capable model (``ChatWebsim`` is one) sees
     the picture.
 
-    The model may pass ``seed`` and ``transparent``; ``width``, ``height`` and
-    ``image_inputs`` are the application's: set them on the tool, or per call in the
-    arguments of ``invoke`` (they are hidden from the model's schema).  The tool's own
-    ``seed``/``transparent``/... apply when a call leaves them out.  See
+    The image options are the fields of ``IMAGE_OPTIONS`` (``langchain_websim._image_options``):
+    the ones it describes for the model (``seed``, ``transparent``) are in the model's
+    schema, the others (``width``, ``height``, ``image_inputs``) are the application's: set
+    them on the tool, or per call in the arguments of ``invoke`` (they are hidden from the
+    model's schema).  The tool's own values apply when a call leaves an option out.  See
     https://github.com/langchain-websim/langchain-websim/blob/main/docs/image_tool.md
 
     Service failures and invalid arguments come back as tool output (a ``ToolMessage`` with
@@ -196,8 +197,11 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
     ``ToolException`` (its ``__cause__`` is the typed ``Websim*`` error) or the
     ``ValidationError`` raised instead.
 
-    Without ``client``, the tool uses ``WebsimClient.shared(...)`` for its settings, resolved
-    on the first call: tools and models with the same settings share one connection pool.
+    The connection settings are the fields of ``ConnectionSettings``
+    (``langchain_websim._settings``), defined there once.  Without ``client``, the tool uses
+    ``WebsimClient.shared(...)`` for its settings, resolved on the first call: tools and
+    models with the same settings share one connection pool.  A setting assigned later is
+    checked and applies from the next call.
     """
 
     # Unknown settings are refused, not ignored; inputs stay out of validation errors
@@ -225,9 +229,9 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
         bool | str | Callable[[ValidationError | ValidationErrorV1], str] | None
     ) = describe_invalid_arguments
 
-    default_aspect_ratio: str = _wire.DEFAULT_ASPECT_RATIO
+    default_aspect_ratio: AspectRatio = _wire.DEFAULT_ASPECT_RATIO
     """Aspect ratio used when the model leaves ``aspect_ratio`` out."""
-    project_id: str | None = None
+    project_id: ProjectId | None = None
     """Fixed project id for every call; default: a fresh image project id per call."""
     return_image: bool = False
     """Also put the image in the result's content (``[URL text block, image block]``), so a
@@ -236,19 +240,10 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
 
     # ------------------------------------------------------------------ validation
 
-    @field_validator("default_aspect_ratio")
-    @classmethod
-    def _check_default_aspect_ratio(cls, value: str) -> str:
-        return validate_aspect_ratio(value)
-
-    @field_validator("project_id")
-    @classmethod
-    def _check_project_id(cls, value: str | None) -> str | None:
-        return None if value is None else validate_project_id(value)
-
     @model_validator(mode="after")
     def _finish(self) -> Self:
-        if self.args_schema is WebsimImageInput:
+        # Runs after every checked assignment too, so a new default ratio brings its schema.
+        if _follows_ratio(self.args_schema):
             self.args_schema = _input_schema(self.default_aspect_ratio)
         return self
 
@@ -286,12 +281,10 @@ class WebsimImageTool(ClientOwner, ImageOptionFields, BaseTool):
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         copied = super().model_copy(update=update, deep=deep)
-        # `update` skips validation, so a new default ratio needs its schema here.
+        # `update` skips validation: assigning the new default ratio checks it and brings
+        # its schema (``_finish``).
         if update and "default_aspect_ratio" in update:
-            ratio = validate_aspect_ratio(copied.default_aspect_ratio)
-            copied.default_aspect_ratio = ratio
-            if copied.args_schema is _input_schema(self.default_aspect_ratio):
-                copied.args_schema = _input_schema(ratio)
+            copied.default_aspect_ratio = copied.default_aspect_ratio
         return copied
 
     def __getstate__(self) -> dict[Any, Any]:

@@ -17,7 +17,7 @@ import re
 import struct
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_websim import _wire
 from langchain_websim._image_options import IMAGE_OPTIONS, MAX_SIDE
@@ -68,17 +68,27 @@ def image_size(aspect_ratio: str, width: int | None, height: int | None) -> tupl
     return _clamp(DEFAULT_LONG_SIDE * across / down), DEFAULT_LONG_SIDE
 
 
-def parse_image_path(path: str) -> tuple[str, int, int, bool] | None:
-    """``(name, width, height, alpha)`` for an image path, or ``None`` if it is not one."""
+class ImagePath(NamedTuple):
+    """What an image path says to draw (``picture`` takes the same, in this order)."""
+
+    name: str
+    width: int
+    height: int
+    alpha: bool
+
+
+def parse_image_path(path: str) -> ImagePath | None:
+    """What an image path says to draw, or ``None`` if it is not one."""
     sized = _SIZED_PATH.match(path)
     if sized:
-        width, height = int(sized[2]), int(sized[3])
+        width = int(sized[2])
+        height = int(sized[3])
         if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
             return None
-        return sized[1], width, height, sized[4] is not None
+        return ImagePath(sized[1], width, height, alpha=sized[4] is not None)
     bare = _BARE_PATH.match(path)
     if bare:
-        return bare[1], DEFAULT_LONG_SIDE, DEFAULT_LONG_SIDE, False
+        return ImagePath(bare[1], DEFAULT_LONG_SIDE, DEFAULT_LONG_SIDE, alpha=False)
     return None
 
 

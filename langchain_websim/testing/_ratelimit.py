@@ -36,14 +36,15 @@ class RateLimit:
     burst: int
     retry_after: float | None = None
 
-
-def retry_after_headers(limit: RateLimit) -> dict[str, str]:
-    """The ``Retry-After`` header for the limit's 429s, or no header at all."""
-    if limit.retry_after is None:
-        return {}
-    # Fixed-point, never an exponent: whole seconds as HTTP's delta-seconds, fractions as a
-    # plain decimal (which WebsimClient honours; strict HTTP allows integers only).
-    return {"Retry-After": f"{limit.retry_after:f}".rstrip("0").rstrip(".")}
+    @property
+    def retry_after_header(self) -> dict[str, str]:
+        """The ``Retry-After`` header for a 429, or no header at all."""
+        if self.retry_after is None:
+            return {}
+        # Fixed-point, never an exponent: whole seconds as HTTP's delta-seconds, fractions
+        # as a plain decimal (which WebsimClient honours; strict HTTP allows integers only).
+        text = f"{self.retry_after:f}".rstrip("0").rstrip(".")
+        return {"Retry-After": text}
 
 
 def _is_number(value: object) -> bool:

@@ -25,7 +25,7 @@ from langchain_websim import _wire
 from langchain_websim.testing._answers import echo_answer, json_answer
 from langchain_websim.testing._contract import check_body, check_headers, parse_body
 from langchain_websim.testing._images import image_path, parse_image_path, picture
-from langchain_websim.testing._ratelimit import RATE_LIMIT_ERROR, RateLimiter, retry_after_headers
+from langchain_websim.testing._ratelimit import RATE_LIMIT_ERROR, RateLimiter
 from langchain_websim.testing._records import RecordedRequest, RequestLog
 from langchain_websim.testing._script import Script, ScriptBook
 
@@ -115,7 +115,9 @@ class EmulatorServer:
             if request.method not in ("GET", "HEAD"):
                 return _json(405, {"error": "images take GET"}, {"Allow": "GET, HEAD"})
             # Drawn off the loop: a 2048x2048 picture takes a moment, other requests do not wait.
-            png = await asyncio.to_thread(picture, *image)
+            png = await asyncio.to_thread(
+                picture, image.name, image.width, image.height, image.alpha
+            )
             return web.Response(body=png, content_type="image/png")
         return _json(404, {"error": f"no such path: {request.path}"})
 
@@ -177,7 +179,7 @@ class EmulatorServer:
         if refused is not None:
             # The same shape as an injected fault's body, with the text Websim is quoted with.
             error = {"error": RATE_LIMIT_ERROR, "status": 429}
-            return _Answer(_json(429, error, retry_after_headers(refused)), rate_limited=True)
+            return _Answer(_json(429, error, refused.retry_after_header), rate_limited=True)
         script = self._scripts.next(endpoint.name)
         if script is None:
             return _Answer(self._default(endpoint, body))

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from langchain_websim import WebsimClient, WebsimConnectionError, __version__
-from langchain_websim._client import _SHARED
 from langchain_websim.cli import main
 from langchain_websim.testing import WebsimEmulator, agent_responder
 from tests.integration_tests.cli_run import run
@@ -294,8 +293,7 @@ def test_a_file_that_cannot_be_written_is_a_failure_in_words(
         )
     finally:
         logger.handlers[:], logger.level = handlers, level
-        for client in [c for key, c in _SHARED.items() if key[0] == emulator.base_url]:
-            client.close()
+        WebsimClient.close_shared(emulator.base_url)
     assert code == 1
     err = capsys.readouterr().err
     assert err == f"websim: [Errno 28] No space left on device: '{tmp_path / 'a.png'}'\n"

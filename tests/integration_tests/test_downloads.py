@@ -19,7 +19,6 @@ from langchain_websim import (
     WebsimResponseError,
     WebsimTimeoutError,
 )
-from langchain_websim._client import _SHARED
 from langchain_websim._download import MAX_DOWNLOAD_BYTES
 from langchain_websim.testing import WebsimEmulator
 from tests.png import read_png
@@ -218,8 +217,7 @@ def test_save_after_the_client_is_closed_uses_the_shared_client(
         path = image.save(tmp_path / "fox.png")
         assert read_png(path.read_bytes()).width == 100
     finally:
-        for shared in [c for key, c in _SHARED.items() if key[0] == emulator.base_url]:
-            shared.close()
+        WebsimClient.close_shared(emulator.base_url)
     assert os.access(path, os.R_OK)
 
 

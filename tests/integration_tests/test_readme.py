@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from langchain_websim._client import _SHARED
+from langchain_websim import WebsimClient
 from langchain_websim.testing import WebsimEmulator
 from tests.png import read_png
 
@@ -32,8 +32,7 @@ def test_readme_python_snippets_run_against_the_emulator(
             namespace: dict[str, Any] = {"__name__": f"readme_{number}"}
             exec(compile(block, f"README.md python block {number}", "exec"), namespace)
     finally:
-        for client in [c for key, c in _SHARED.items() if key[0] == emulator.base_url]:
-            client.close()
+        WebsimClient.close_shared(emulator.base_url)
     out = capsys.readouterr().out
     assert "Echo: What is a lighthouse?" in out
     assert "Echo: What is in this picture? [1 image]" in out

@@ -620,3 +620,17 @@ def test_shared_validates_like_the_constructor() -> None:
     with pytest.raises(ValueError, match="timeout"):
         WebsimClient.shared(timeout=-5)
     assert not any(c.timeout == -5 for c in _client._SHARED.values())
+
+
+def test_close_shared_closes_the_shared_clients_of_one_base_url_only() -> None:
+    first = WebsimClient.shared("http://close-me.test")
+    second = WebsimClient.shared("http://close-me.test", max_retries=0)
+    other = WebsimClient.shared("http://keep-me.test")
+    try:
+        WebsimClient.close_shared("http://close-me.test")
+        assert first.closed and second.closed and not other.closed
+        fresh = WebsimClient.shared("http://close-me.test")
+        assert fresh is not first and not fresh.closed
+        fresh.close()
+    finally:
+        other.close()

@@ -30,7 +30,7 @@ from langchain_core.messages import (
 
 from langchain_websim import ChatWebsim, WebsimClient, _content, _requests, _wire
 from langchain_websim._messages import convert_messages
-from langchain_websim._retry import _parse_retry_after_header
+from langchain_websim._retry import parse_retry_after_header
 from langchain_websim.errors import WebsimResponseError
 
 
@@ -439,5 +439,5 @@ def test_chat_websim_never_answers_empty(body: dict[str, Any]) -> None:
 @example({"retry-after-ms": "nan"})
 @example({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"})
 def test_retry_after_is_a_finite_wait_or_ignored(headers: dict[str, str]) -> None:
-    wait = _parse_retry_after_header(headers)
+    wait = parse_retry_after_header(headers)
     assert wait is None or (math.isfinite(wait) and wait >= 0)

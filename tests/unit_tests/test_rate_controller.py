@@ -182,7 +182,7 @@ def test_slow_start_ramps_multiplicatively_while_queued(
     ctl: RateController, clock: FakeClock
 ) -> None:
     queued_successes(ctl, clock, 4 * _rate.SLOW_START_DOUBLING)
-    grown = ctl._endpoints["chat"].rate
+    grown = ctl.state()["chat"].pace
     assert grown > 4 * _rate.INITIAL_RATE
     assert rate(ctl) is None  # nothing learned yet
 
@@ -192,7 +192,7 @@ def test_no_ramp_without_queued_callers(ctl: RateController, clock: FakeClock) -
         clock.advance(1.0)
         assert ctl.try_acquire("chat") == 0.0
         ctl.on_success("chat")
-    assert ctl._endpoints["chat"].rate == _rate.INITIAL_RATE
+    assert ctl.state()["chat"].pace == _rate.INITIAL_RATE
 
 
 def test_after_a_cut_the_rate_probes_upward_slowly(ctl: RateController, clock: FakeClock) -> None:
@@ -398,14 +398,14 @@ def test_a_slow_start_that_reaches_the_ceiling_stops_pacing_until_a_429(
     # A service that never limits us must cost nothing per call once the ramp is done.
     for _ in range(100_000):  # callers queued at the pace, every slot answered at once
         wait = ctl.try_acquire("chat")
-        if wait == 0.0 and ctl._endpoints["chat"].rate >= _rate.MAX_RATE:
+        if wait == 0.0 and ctl.state()["chat"].pace >= _rate.MAX_RATE:
             break
         if wait > 0:
             assert ctl.try_acquire("chat") > 0
             clock.advance(wait)
         else:
             ctl.on_success("chat")
-    assert ctl._endpoints["chat"].rate == _rate.MAX_RATE
+    assert ctl.state()["chat"].pace == _rate.MAX_RATE
     assert all(ctl.try_acquire("chat") == 0.0 for _ in range(10_000))  # no bucket, no wait
     ctl.on_rate_limited("chat", None)
     learned = rate(ctl)

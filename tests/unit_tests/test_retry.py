@@ -22,9 +22,9 @@ from yarl import URL
 from langchain_websim import WebsimClient, _client, _retry
 from langchain_websim._retry import (
     RetryPolicy,
-    _calculate_retry_timeout,
-    _parse_retry_after_header,
-    _should_retry_status,
+    calculate_retry_timeout,
+    parse_retry_after_header,
+    should_retry_status,
 )
 from langchain_websim.errors import (
     WebsimAPIError,
@@ -113,7 +113,7 @@ async def test_caller_errors_are_not_retried(
 
 
 def test_status_table() -> None:
-    retried = {s for s in range(100, 600) if _should_retry_status(s)}
+    retried = {s for s in range(100, 600) if should_retry_status(s)}
     assert retried == {408, 409, 429, *range(500, 600)}
 
 
@@ -401,7 +401,7 @@ NOW = 1_700_000_000.0
     ],
 )
 def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
-    got = _parse_retry_after_header(headers, now=NOW)
+    got = parse_retry_after_header(headers, now=NOW)
     if expected is None:
         assert got is None
     else:
@@ -411,7 +411,7 @@ def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> N
 def test_parse_retry_after_date_uses_the_clock_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_retry.time, "time", lambda: NOW)
     date = email.utils.formatdate(NOW + 30, usegmt=True)
-    assert _parse_retry_after_header({"retry-after": date}) == pytest.approx(30.0)
+    assert parse_retry_after_header({"retry-after": date}) == pytest.approx(30.0)
 
 
 async def test_retry_after_replaces_the_backoff(
@@ -457,7 +457,7 @@ def test_backoff_bounds_over_many_draws(base: float, cap: float) -> None:
     policy = RetryPolicy(max_retries=8, base_delay=base, max_delay=cap)
     for n in range(1, 9):
         nominal = min(cap, base * 2**n)
-        draws = [_calculate_retry_timeout(policy, n) for _ in range(300)]
+        draws = [calculate_retry_timeout(policy, n) for _ in range(300)]
         assert all(0.75 * nominal <= d <= nominal for d in draws)
         if nominal:
             assert max(draws) - min(draws) > 0.1 * nominal  # there is jitter
@@ -466,15 +466,15 @@ def test_backoff_bounds_over_many_draws(base: float, cap: float) -> None:
 def test_backoff_ends_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     policy = RetryPolicy(max_retries=5, base_delay=1.0, max_delay=30.0)
     monkeypatch.setattr(_retry.random, "random", lambda: 0.0)
-    assert [_calculate_retry_timeout(policy, n) for n in (1, 2, 3, 4, 5)] == [2, 4, 8, 16, 30]
+    assert [calculate_retry_timeout(policy, n) for n in (1, 2, 3, 4, 5)] == [2, 4, 8, 16, 30]
     monkeypatch.setattr(_retry.random, "random", lambda: 0.999999)
-    lows = [_calculate_retry_timeout(policy, n) for n in (1, 2, 3, 4, 5)]
+    lows = [calculate_retry_timeout(policy, n) for n in (1, 2, 3, 4, 5)]
     assert lows == pytest.approx([1.5, 3.0, 6.0, 12.0, 22.5], rel=1e-5)
 
 
 def test_backoff_survives_a_huge_retry_number() -> None:
     policy = RetryPolicy(max_retries=5000, base_delay=1.0, max_delay=30.0)
-    assert 22.5 <= _calculate_retry_timeout(policy, 4000) <= 30.0
+    assert 22.5 <= calculate_retry_timeout(policy, 4000) <= 30.0
 
 
 async def test_client_sleeps_within_the_backoff_bounds(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import ssl
 from pathlib import Path
@@ -136,3 +137,134 @@ def test_a_header_value_with_any_control_character_is_refused_naming_the_header(
         WebsimImageTool(headers={"X-Trace": value})
     with pytest.raises(ValueError, match=needle):
         WebsimClient(headers={"X-Trace": value})
+
+
+# --------------------------------------------------------------------------- assignment
+
+BASE = "http://websim.test"
+CHAT_URL = BASE + "/api/v1/inference/run_chat_completion"
+IMAGE_URL = BASE + "/api/v1/inference/run_image_generation"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("max_retries", -3),
+        ("timeout", 0),
+        ("timeout", "10"),
+        ("base_url", ""),
+        ("proxy", "socks5://proxy.local:1080"),
+        ("headers", {"bad name": "x"}),
+        ("seed", True),
+        ("width", 10),
+        ("image_inputs", ["ftp://x/a.png"]),
+    ],
+)
+def test_an_assigned_setting_is_checked_as_in_the_constructor(setting: str, value: Any) -> None:
+    for made in (ChatWebsim(), WebsimImageTool()):
+        before = getattr(made, setting)
+        with pytest.raises(ValidationError, match=setting if setting != "headers" else "header"):
+            setattr(made, setting, value)
+        assert getattr(made, setting) == before
+
+
+def test_assigned_settings_take_effect_on_the_next_call(http: Any) -> None:
+    from langchain_websim import WebsimTimeoutError
+
+    llm = ChatWebsim(base_url=BASE, max_retries=0, retry_base_delay=0.0)
+    http.post(CHAT_URL, payload={"content": "first"})
+    assert llm.invoke("hi").text == "first"
+    llm.timeout = 0.001
+    llm.max_retries = 1
+    http.post(CHAT_URL, exception=TimeoutError())
+    http.post(CHAT_URL, exception=TimeoutError())
+    with pytest.raises(WebsimTimeoutError) as caught:
+        llm.invoke("hi")
+    # The client that ran the call had the assigned settings: its timeout, and two attempts.
+    assert caught.value.timeout == 0.001 and caught.value.attempts == 2
+    assert "within 0.001 s" in str(caught.value)
+
+
+def test_a_tool_uses_its_assigned_base_url_on_the_next_call(http: Any) -> None:
+    tool = WebsimImageTool(base_url="http://old.test", max_retries=0)
+    http.post(
+        "http://old.test/api/v1/inference/run_image_generation",
+        payload={"url": "https://cdn.test/a.png"},
+    )
+    assert tool.invoke({"prompt": "a fox"}) == "https://cdn.test/a.png"
+    tool.base_url = BASE
+    http.post(IMAGE_URL, payload={"url": "https://cdn.test/b.png"})
+    assert tool.invoke({"prompt": "a fox"}) == "https://cdn.test/b.png"
+
+
+def test_a_copy_with_changed_settings_checks_and_uses_them(http: Any) -> None:
+    from langchain_websim import WebsimTimeoutError
+
+    llm = ChatWebsim(base_url=BASE, max_retries=0)
+    http.post(CHAT_URL, payload={"content": "first"})
+    llm.invoke("hi")
+    with pytest.raises(ValidationError, match="max_retries"):
+        llm.model_copy(update={"max_retries": -3})
+    quick = llm.model_copy(update={"timeout": 0.001})
+    http.post(CHAT_URL, exception=TimeoutError())
+    with pytest.raises(WebsimTimeoutError) as caught:
+        quick.invoke("hi")
+    assert caught.value.timeout == 0.001
+    assert llm.timeout == 120.0
+
+
+def test_with_an_explicit_client_a_different_assigned_setting_is_refused() -> None:
+    with WebsimClient(BASE, timeout=5.0) as client:
+        llm = ChatWebsim(client=client)
+        with pytest.raises(ValidationError, match=r"timeout=1\.0 conflicts"):
+            llm.timeout = 1.0
+        llm.timeout = 5.0  # the client's own value is no conflict
+        assert llm.timeout == 5.0
+
+
+def test_a_tool_schema_follows_an_assigned_default_ratio() -> None:
+    tool = WebsimImageTool()
+    tool.default_aspect_ratio = "16:9"
+    schema = tool.tool_call_schema.model_json_schema()["properties"]["aspect_ratio"]
+    assert schema["default"] == "16:9" and "'16:9'." in schema["description"]
+    with pytest.raises(ValidationError, match="aspect_ratio"):
+        tool.default_aspect_ratio = "wide"
+    assert tool.default_aspect_ratio == "16:9"
+
+
+def test_checked_assignments_leave_langchains_own_fields_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # LangChain's validators assign its own fields (the profile); re-validating those
+    # assignments would loop until the recursion limit, silently, on every construction.
+    calls: list[str] = []
+
+    def resolve(self: ChatWebsim) -> None:
+        calls.append("profile")
+
+    monkeypatch.setattr(ChatWebsim, "_resolve_model_profile", resolve)
+    llm = ChatWebsim()
+    assert calls == ["profile"]
+    llm.timeout = 5.0  # ours: checked, with the model's validators
+    llm.metadata = {"team": "a"}  # LangChain's: assigned as LangChain assigns it
+    assert calls == ["profile", "profile"]
+    assert (llm.timeout, llm.metadata) == (5.0, {"team": "a"})
+
+
+def test_the_command_refuses_an_empty_base_url_as_the_classes_do(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from langchain_websim import cli
+
+    with pytest.raises(ValidationError) as refused:
+        ChatWebsim(base_url="")
+    words = "base_url must be a non-empty http(s) URL"
+    assert words in str(refused.value)
+    logger = logging.getLogger("langchain_websim")
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        assert cli.main(["chat", "--base-url", "", "hi"]) == cli.EXIT_USAGE
+    finally:  # main() sends the package's log to stderr, for the rest of the process
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+    assert capsys.readouterr().err.startswith(f"websim: {words}")
