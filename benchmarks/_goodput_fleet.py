@@ -28,6 +28,8 @@ from _goodput_worker import Job, build_model, quiet_retry_logs, run_calls
 # Spawning and importing LangChain takes a second or two per process; on a busy machine
 # more, but never this long unless something is wrong.
 STARTUP_TIMEOUT = 120.0
+# Seconds the tasks waiting at a gate that was taken down get to end by themselves.
+GATE_GRACE = 5.0
 
 
 class FleetTimeout(Exception):
@@ -208,20 +210,38 @@ def _run_ray_fleet(jobs: Sequence[Job], timeout: float) -> FleetResult:
         num_cpus=math.floor(cpus * 10_000) / 10_000
     )
     refs = [task.remote(gate, job) for job in jobs]
-    finished = False
+    went = finished = False
     try:
         _await_go(gate.opened.remote(), refs)
+        went = True
         try:
             done = ray.get(refs, timeout=timeout)
         except ray.exceptions.GetTimeoutError:
             raise FleetTimeout(f"{len(refs)} Ray task(s) not done") from None
         finished = True
     finally:
+        ray.kill(gate)  # a task still waiting at the gate fails now, on its own
         if not finished:
-            for ref in refs:
-                ray.cancel(ref, force=True)
-        ray.kill(gate)
+            _stop(refs, at_the_gate=not went)
     return FleetResult(max(since for _, since in done), [summary for summary, _ in done])
+
+
+def _stop(refs: list[Any], at_the_gate: bool) -> None:
+    """Kill the tasks still running; before go, first let those at the gate end by themselves.
+
+    Force-cancelling a task that is about to end races its reply: Ray's driver then aborts
+    ("Tried to complete task that was not pending") and takes this process with it.  Before
+    go the tasks waiting at the gate end once it is gone, within ``GATE_GRACE``; those still
+    building their models, and after go those in their calls, are far from their end and are
+    killed.
+    """
+    import ray
+
+    running = refs
+    if at_the_gate:
+        _, running = ray.wait(refs, num_returns=len(refs), timeout=GATE_GRACE)
+    for ref in running:
+        ray.cancel(ref, force=True)
 
 
 def _await_go(opened: Any, refs: list[Any]) -> None:

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from langchain_websim import _download, _wire
-from langchain_websim._download import MAX_DOWNLOAD_BYTES, image_type, writable_path
+from langchain_websim._download import MAX_DOWNLOAD_BYTES, image_type, writable_dir, writable_path
 from langchain_websim._image_options import IMAGE_OPTIONS, ImageOption
 
 __all__ = [
@@ -65,16 +65,7 @@ def output_file(value: str | None) -> Path | None:
 
 def output_dir(value: str | None) -> Path | None:
     """``--output-dir``: created (with its parents) before anything else happens."""
-    if value is None:
-        return None
-    if not value.strip():
-        raise ValueError("--output-dir is empty; give a directory such as 'images'")
-    path = Path(value).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot use --output-dir {value}: {exc.strerror or exc}") from None
-    return path
+    return None if value is None else writable_dir(value, "--output-dir")
 
 
 def keep_dir() -> Path:

@@ -23,7 +23,15 @@ from langchain_websim._retry import parse_retry_after_header
 from langchain_websim._transport import HttpAnswer, answer_error, client_closed, failure_error
 from langchain_websim.errors import WebsimAPIError, WebsimConnectionError, WebsimResponseError
 
-__all__ = ["MAX_DOWNLOAD_BYTES", "check_url", "fetch", "image_type", "writable_path", "write_file"]
+__all__ = [
+    "MAX_DOWNLOAD_BYTES",
+    "check_url",
+    "fetch",
+    "image_type",
+    "writable_dir",
+    "writable_path",
+    "write_file",
+]
 
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 """The largest file ``WebsimClient.download`` reads; a 2048x2048 PNG is well below it."""
@@ -191,6 +199,19 @@ def writable_path(path: str | os.PathLike[str]) -> Path:
         )
     if not parent_is_dir:
         raise ValueError(f"cannot write {target}: the directory {target.parent} does not exist")
+    return target
+
+
+def writable_dir(path: str | os.PathLike[str], what: str) -> Path:
+    """A directory to save files in, made (with its parents) before anything is downloaded;
+    ``what`` names it in errors (``--output-dir``, ``images directory``)."""
+    if not str(path).strip():
+        raise ValueError(f"{what} is empty; give a directory such as 'images'")
+    target = Path(path).expanduser()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"cannot use {what} {path}: {exc.strerror or exc}") from None
     return target
 
 

@@ -33,7 +33,7 @@ from langchain_websim._batch_journal import Journal, JournalState, read_journal
 from langchain_websim._batch_progress import ProgressMode, make_progress
 from langchain_websim._batch_run import BatchRun
 from langchain_websim._client import WebsimClient
-from langchain_websim._download import writable_path
+from langchain_websim._download import writable_dir, writable_path
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -318,12 +318,7 @@ def _images_dir(kind: Kind, images_dir: str | os.PathLike[str] | None) -> Path |
         return None
     if images_dir is None or not str(images_dir).strip():
         raise ValueError("an image batch needs images_dir, the directory images are saved in")
-    path = Path(images_dir).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"cannot use images directory {path}: {exc.strerror or exc}") from None
-    return path
+    return writable_dir(images_dir, "images directory")
 
 
 def _refuse_same_file(source: BatchSource, out: Path) -> None:

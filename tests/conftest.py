@@ -1,12 +1,57 @@
-"""Test-wide settings: live tests only run with WEBSIM_LIVE=1."""
+"""Test-wide settings: live tests only run with WEBSIM_LIVE=1.
+
+The suite runs in parallel (``pytest -n 4``, pytest-xdist: four worker processes, each with
+its own session), so every test must pass next to any other test running at the same time:
+
+* Listen on port 0 (``WebsimEmulator()`` does) and read the port back; never a fixed port.
+* Write under ``tmp_path``/``tmp_path_factory``, never at a fixed path or in the checkout.
+* A test file runs in one worker (``pytest_xdist_make_scheduler`` below), so a module-scoped
+  fixture (a Ray cluster) starts once, as in a serial run; a session-scoped one exists once
+  per worker, not once per run.  Several slow tests in one file run one after another:
+  split a file whose tests take long rather than let it hold up the run.
+* Wait for an event (``emulator.wait_for_requests``, a barrier, ``asyncio.Event``), not for
+  a time: four workers on two cores make every sleep's guess wrong.  Where waiting is the
+  subject (a rate limit), keep the number of calls small: a test's time is mostly the time
+  the limit makes it wait.
+* Output printed by a test is not shown under ``-n`` even with ``-s``; run the test alone
+  (``-n 0 -s``, or without ``-n``) to see it.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
+from tests import _progress
+
 LIVE = os.environ.get("WEBSIM_LIVE") == "1"
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: known only when xdist is installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``-n``, each test file goes to one worker, the files in the order collected.
+
+    One worker per file keeps module fixtures to one start each; the order collected puts the
+    slow integration files first instead of the files with the most tests (xdist's default).
+    Set here rather than as ``--dist loadfile`` in ``addopts``: any ``--dist`` there would
+    also switch pytest-benchmark's timings off in runs without ``-n``.  An explicit
+    ``--dist`` other than ``load`` on the command line wins.
+    """
+    from xdist.scheduler import LoadFileScheduling
+
+    if config.getoption("dist") != "load":
+        return None
+    config.option.loadscopereorder = False
+    return LoadFileScheduling(config, log)
+
+
+@pytest.hookimpl(trylast=True)  # after the terminal reporter exists
+def pytest_configure(config: pytest.Config) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and _progress.wanted(config):
+        config.pluginmanager.register(_progress.FileProgress(reporter), "file-progress")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,4 +1,8 @@
-"""Integration tests talk to the local emulator over real sockets, and to nothing else."""
+"""Integration tests talk to the local emulator over real sockets, and to nothing else.
+
+Every emulator listens on a free port of its own (port 0), so tests run side by side in the
+parallel run (see ``tests/conftest.py``); ``shared_emulator`` is one per xdist worker.
+"""
 
 from __future__ import annotations
 

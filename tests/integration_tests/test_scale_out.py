@@ -3,6 +3,8 @@ runner (S6) counts right, fails fast and cleans up.
 
 One local Ray cluster (2 CPUs, loopback only, offline) serves the whole module and is shut
 down after it.  Tasks that talk to the emulator reach it over loopback like any client.
+In the parallel run a file's tests share one worker (see ``tests/conftest.py``), so the
+cluster starts once.
 """
 
 from __future__ import annotations
@@ -142,7 +144,7 @@ def test_s6_runner_stops_tasks_that_outlive_its_timeout(
 
     emulator.enqueue("chat", delay=60, times=None)
     with pytest.raises(goodput_fleet.FleetTimeout, match="2 Ray task\\(s\\) not done"):
-        goodput_fleet.run_in_ray_tasks(_jobs(emulator.base_url, calls=1), 3)
+        goodput_fleet.run_in_ray_tasks(_jobs(emulator.base_url, calls=1), 1)
     # The cluster is still fit for work: the cancelled tasks gave their CPUs back.
     emulator.clear()
     emulator.enqueue("chat", json={"content": ANSWER}, times=None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,7 +23,7 @@ from langchain_websim import (
     WebsimRateLimitError,
     WebsimResponseError,
 )
-from langchain_websim._download import image_type, writable_path, write_file
+from langchain_websim._download import image_type, writable_dir, writable_path, write_file
 
 CDN = "https://cdn.websim.test/img/abc.png"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -182,3 +183,14 @@ def test_paths_are_checked_before_downloading_and_written_whole(tmp_path: Any) -
     write_file(writable_path(long_name), PNG)
     assert long_name.read_bytes() == PNG
     assert [p.name for p in tmp_path.iterdir()] == [long_name.name]
+
+
+def test_a_save_directory_is_made_or_refused_in_the_callers_words(tmp_path: Path) -> None:
+    made = writable_dir(tmp_path / "a" / "b", "--output-dir")
+    assert made.is_dir() and made == tmp_path / "a" / "b"
+    assert writable_dir(made, "--output-dir") == made  # an existing one is fine
+    with pytest.raises(ValueError, match="--output-dir is empty"):
+        writable_dir("  ", "--output-dir")
+    (tmp_path / "file").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"cannot use images directory .*file"):
+        writable_dir(tmp_path / "file", "images directory")
