@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     # "X as X" marks an explicit re-export, so strict type checkers accept
     # `from langchain_websim import ChatWebsim` while the runtime import stays lazy.
     from langchain_websim._client import WebsimClient as WebsimClient
+    from langchain_websim._rate_tuning import RateTuning as RateTuning
     from langchain_websim._responses import WebsimChatResponse as WebsimChatResponse
     from langchain_websim._responses import WebsimImageResponse as WebsimImageResponse
     from langchain_websim.batch import BatchInputError as BatchInputError
@@ -41,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "WebsimImageTool": "langchain_websim.tools",
     "WebsimImageInput": "langchain_websim.tools",
     "WebsimClient": "langchain_websim._client",
+    "RateTuning": "langchain_websim._rate_tuning",
     "WebsimChatResponse": "langchain_websim._responses",
     "WebsimImageResponse": "langchain_websim._responses",
     "WebsimError": "langchain_websim.errors",

@@ -24,6 +24,7 @@ from langchain_websim._image_options import ImageOptions
 from langchain_websim._loops import BackgroundLoop, LoopSessions
 from langchain_websim._pacing import Call, SlotQueues, await_slot, is_shaping
 from langchain_websim._rate import EndpointRateState, RateController
+from langchain_websim._rate_tuning import DEFAULT_TUNING
 from langchain_websim._requests import ChatRequest, ImageRequest
 from langchain_websim._responses import WebsimChatResponse, WebsimImageResponse
 from langchain_websim._retry import (
@@ -96,7 +97,10 @@ class WebsimClient:
         self._urls = {name: settings.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
         # One controller for every model and tool on this client, across loops and threads.
         self._rate = (
-            RateController(max_pause=settings.rate_limit_deadline)
+            RateController(
+                tuning=settings.rate_tuning or DEFAULT_TUNING,
+                max_pause=settings.rate_limit_deadline,
+            )
             if settings.adaptive_rate
             else None
         )

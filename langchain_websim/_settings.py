@@ -18,9 +18,18 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from langchain_websim import _wire
+from langchain_websim._rate_tuning import RateTuning
 from langchain_websim._transport import validate_proxy
 
 __all__ = [
@@ -127,6 +136,10 @@ class ConnectionSettings(BaseModel):
     rate_limit_deadline: float = Field(default=600.0, gt=0, allow_inf_nan=False, strict=True)
     """Seconds one call may spend waiting out the service's rate limit while the service is
     still accepting some requests; past it the call fails with ``WebsimRateLimitError``."""
+    # An instance only (checked, not rebuilt): a dict would be a second spelling of it.
+    rate_tuning: InstanceOf[RateTuning] | None = None
+    """The adaptive rate control's constants (``langchain_websim.RateTuning``, frozen) for
+    this client only; ``None`` keeps the defaults.  Ignored with ``adaptive_rate=False``."""
     ca_bundle: str | None = None
     """Path of a PEM file of CA certificates to trust (e.g. a private CA); survives pickling."""
     ssl_context: ssl.SSLContext | None = Field(default=None, exclude=True, repr=False)

@@ -268,3 +268,27 @@ def test_the_command_refuses_an_empty_base_url_as_the_classes_do(
         logger.handlers[:] = handlers
         logger.setLevel(level)
     assert capsys.readouterr().err.startswith(f"websim: {words}")
+
+
+def test_rate_tuning_is_per_client_and_travels_with_the_model(http: Any) -> None:
+    from langchain_websim import RateTuning
+
+    # A floor of 50/s: after a 429 the pace can only be cut to 50/s for this model's client.
+    tuning = RateTuning(min_rate=50.0)
+    llm = ChatWebsim(base_url=BASE, rate_tuning=tuning, max_retries=0)
+    http.post(CHAT_URL, payload={"content": "first"})
+    http.post(CHAT_URL, status=429, payload={"error": "Rate limit exceeded"})
+    http.post(CHAT_URL, payload={"content": "second"})
+    assert llm.invoke("hi").text == "first"
+    # The 429 came after a success: shaping, so the call waits for a slot, not a retry.
+    assert llm.invoke("hi").text == "second"
+    pace = llm._websim_client().rate_state()["chat"].pace
+    assert pace is not None and pace >= 50.0  # the defaults' floor is 0.2/s
+    assert pickle.loads(pickle.dumps(llm)).rate_tuning == tuning
+    # Other clients keep the defaults; a dict is not a second way to spell the tuning.
+    with WebsimClient(BASE) as other:
+        assert other.settings.rate_tuning is None
+    with pytest.raises(TypeError, match="rate_tuning"):
+        WebsimClient(BASE, rate_tuning={"min_rate": 50.0})
+    with pytest.raises(ValidationError, match="rate_tuning"):
+        WebsimImageTool(rate_tuning={"min_rate": 50.0})
