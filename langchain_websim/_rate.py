@@ -13,22 +13,28 @@ lock guards all state, so one controller can serve every event loop and thread o
 Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
 
 * **slow start** (a fresh endpoint): ``initial_window`` requests go at once and the send
-  budget doubles every ``window_doubling`` seconds, and grows with every success, until a
-  429 comes.  A rate limiter answers in milliseconds, long before a model does, so the
-  first refusal is cheap, early information; a service that never limits us is never
-  paced for longer than the ramp (a fraction of a second);
+  budget doubles every ``window_doubling`` seconds until the first answer comes, then
+  grows only with successes (one send each: a doubling per round trip), until a 429
+  comes.  A rate limiter answers long before a model does, so silence is evidence that
+  the service takes more, and once answers come they clock the growth: several clients
+  sharing a limit overshoot it by one round trip's sends, not by a doubling every 20 ms.
+  A service that never limits us is never paced for longer than the ramp (a fraction of
+  a second).  The first 429 is weak evidence (a random refusal would leave a tiny first
+  guess): the second one ends the slow start;
 * **unpaced**: the budget passed ``unpaced_window`` with no 429: no pacing at all (no lock,
   no bucket) until a 429 comes;
-* **paced**: the first 429 leaves the slow start with a guess (half of what was accepted
-  so far, a burst included), doubled while callers queue until the next 429 measures the
-  limit at a steady pace.  Then a 429 cuts the rate to what the service accepted recently
-  (at least by ``1 - cut_keep``; one overshoot cuts once); while callers are queued the
-  rate probes upward, faster the longer no 429 comes, and a rate crushed far below its
-  recent peak climbs back quickly.  A series of cuts is judged on the ``judge_answers``
-  answers after the first one's hold-off: if we slowed down clearly and the share of 429s
-  did not fall, the 429s are noise that does not depend on our pace (a limit shared with
-  others, upstream trouble): the rate goes back up, and later 429s cut only when their
-  share rises clearly above the noise's;
+* **paced**: the second 429 leaves the slow start with a guess (half of what was accepted
+  so far, a burst included, or of half the rate answers came at, if higher), doubled
+  while callers queue until the next 429 measures the limit at a steady pace.  Then a
+  429 cuts the rate to what the service accepted recently (at least by ``1 - cut_keep``;
+  one overshoot cuts once); while callers are queued the rate probes upward, faster the
+  longer no 429 comes (and by a fixed step as well, so clients sharing a limit drift
+  towards equal shares), and a rate crushed far below its recent peak climbs back
+  quickly.  A series of cuts is judged on the ``judge_answers`` answers after the first
+  one's hold-off: if we slowed down clearly and the share of 429s did not fall (nor rise
+  more than ``noise_rise`` times: that is a limit that dropped), the 429s are noise that
+  does not depend on our pace (a limit shared with others, upstream trouble): the rate
+  goes back up, and later 429s cut only when their share rises clearly above the noise's;
 * **paused**: a ``Retry-After`` holds every request to the endpoint until it passes (for
   at most ``max_pause`` seconds, the client's ``rate_limit_deadline``).
 
@@ -139,14 +145,18 @@ class RateController:
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
-            episode = now - st.last_refusal > self.tuning.episode_quiet
+            if now - st.last_refusal > self.tuning.episode_quiet:
+                st.warned = False  # a quiet spell ended the last limiting episode
             st.rate_limited += 1
             st.last_refusal = now
             self._answered(st, now, refused=True)
             if retry_after is not None:
                 self._start_pause(st, now, retry_after)
             level, message = self._on_refusal(st, endpoint, now)
-        _log(logging.WARNING if episode and message else level, message)
+            if message is not None and not st.warned:
+                level = logging.WARNING  # the first change of an episode: said once
+                st.warned = True
+        _log(level, message)
 
     def accepting(self, endpoint: str) -> bool:
         """True while the service still accepts some requests on this endpoint.
@@ -261,12 +271,15 @@ class RateController:
 
     def _answered(self, st: EndpointState, now: float, *, refused: bool) -> None:
         st.answers.add(now, refused=refused)
+        st.slow_start.answered(now)
         if st.series is not None:
             st.series.add(now, refused=refused)
 
     def _on_refusal(self, st: EndpointState, endpoint: str, now: float) -> tuple[int, str | None]:
         """What a 429 does to the rate: a cut, nothing (hold-off, noise), or the verdict that
         the 429s are noise.  Returns the log level and line."""
+        if st.phase is Phase.SLOW_START and self._weak(st):
+            return logging.INFO, None  # maybe noise: the next 429s decide
         if st.phase is Phase.PACED:
             if st.cut is not None and now < st.cut.hold_until:
                 return logging.INFO, None  # the rest of an overshoot the cut already answered
@@ -278,6 +291,12 @@ class RateController:
             if st.noise is not None and not self._above_noise(st):
                 return logging.INFO, None  # as many 429s as the noise brings anyway
         return logging.INFO, self._cut(st, endpoint, now)
+
+    def _weak(self, st: EndpointState) -> bool:
+        """Whether a 429 in the slow start is too weak to cut on: the first one is (a
+        random refusal would leave a tiny first guess, while a limit refuses again at
+        once).  The slow start stopped growing in time at the first answer."""
+        return st.answers.refused == 1
 
     def _verdict(self, st: EndpointState) -> Window | None:
         """The cuts since the series began, once enough answers came after them: the
@@ -293,6 +312,9 @@ class RateController:
             return Window(opened=after.opened)
         slowed = after.pace <= tune.noise_slowdown * before.pace
         kept = after.share >= max(tune.min_noise, tune.noise_keep * before.share)
+        # Noise refuses the same share at any pace; a share that rose as we slowed is a
+        # limit that dropped (S4), which the cuts follow down.
+        kept = kept and after.share <= tune.noise_rise * before.share
         noise = slowed and kept and after.share <= tune.max_noise
         return after if noise else Window(opened=after.opened)
 
@@ -328,11 +350,13 @@ class RateController:
         accepted, answered = st.answers.rates(now, window, span)
         why = f"429, {accepted:.2f}/s accepted recently"
         if before_phase is not Phase.PACED:
-            # A burst's first answers: a guess, never below what the first window could
-            # have told (relearning then doubles it while callers queue).
-            # What came back so far includes the service's burst: halve it, as TCP halves
-            # its window at the first loss.
-            accepted = max(accepted, answered * tune.cut_keep) * tune.first_cut_keep
+            # A burst's first answers: a guess (relearning then doubles it while callers
+            # queue).  What was accepted so far includes the service's burst: halve it, as
+            # TCP halves its window at the first loss.  Not below a share of the rate the
+            # answers came at: a fleet member whose first answers were all refused (the
+            # others took the burst) starts from a pace, not from the floor.
+            floor = answered * tune.first_cut_answered
+            accepted = max(accepted, floor) * tune.first_cut_keep
         if st.noise is not None:
             # Noise refuses its share at any pace: the pace that got ``accepted`` through.
             accepted /= 1.0 - min(st.noise, 0.9)
@@ -375,7 +399,11 @@ class RateController:
             doubling = min(elapsed / tune.relearn_doubling, 1.0 / tune.relearn_successes)
             self._set_rate(st, now, rate * 2.0**doubling)
         else:
-            self._set_rate(st, now, rate * (1.0 + self._probe_gain(st, now) * elapsed))
+            # Relative growth finds a higher limit fast; the additive step lets several
+            # clients sharing one limit drift towards equal shares (AIMD), so none is left
+            # with most of its calls when the others are done.
+            grown = rate * (1.0 + self._probe_gain(st, now) * elapsed)
+            self._set_rate(st, now, grown + tune.probe_step * elapsed)
         new = st.bucket.rate
         if new >= tune.max_rate:
             st.phase = Phase.UNPACED  # as fast as pacing can tell: stop pacing

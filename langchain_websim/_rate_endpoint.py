@@ -89,11 +89,13 @@ class Bucket:
 
 @dataclass(slots=True)
 class SlowStart:
-    """Before the first 429: the budget of sends, growing in time and with successes."""
+    """Before the first 429: the budget of sends, growing in time until the first answer
+    comes, and with every success."""
 
     started: float = math.nan  # the first send
     sent: int = 0
     successes: int = 0
+    first_answer: float = math.inf  # when the first answer (a success or a 429) came
 
     def wait(self, now: float, tune: RateTuning) -> float:
         """Seconds until the budget has room for one more send (0.0: now)."""
@@ -103,11 +105,21 @@ class SlowStart:
         if needed <= tune.initial_window:
             return 0.0
         at = self.started + tune.window_doubling * math.log2(needed / tune.initial_window)
+        if at > self.first_answer:
+            # Answers flow: only successes open the budget now (ACK-clocked); look again
+            # after about one doubling period.
+            return tune.window_doubling
         return max(0.0, at - now)
 
     def budget(self, now: float, tune: RateTuning) -> float:
-        grown: float = 2.0 ** min(64.0, (now - self.started) / tune.window_doubling)
+        silent = min(now, self.first_answer) - self.started
+        grown: float = 2.0 ** min(64.0, silent / tune.window_doubling)
         return tune.initial_window * grown + tune.success_credit * self.successes
+
+    def answered(self, now: float) -> None:
+        # Silence was the evidence that the service takes more; an answer ends it, and
+        # from then on the answers themselves clock the growth.
+        self.first_answer = min(self.first_answer, now)
 
 
 @dataclass(slots=True)
@@ -216,6 +228,7 @@ class EndpointState:
     grown_at: float = -math.inf
     last_success: float = -math.inf
     last_refusal: float = -math.inf
+    warned: bool = False  # this limiting episode was announced at WARNING
     rate_limited: int = 0
     waited: float = 0.0
     logged_rate: float = 0.0

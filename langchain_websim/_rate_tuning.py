@@ -38,14 +38,16 @@ class RateTuning:
     """Every constant of the rate control, in one place; see each field's note."""
 
     # -- first contact: cost nothing until a 429 comes
-    initial_window: float = 4.0
-    """Requests a fresh endpoint sends at once (TCP's initial window, in requests)."""
+    initial_window: float = 2.0
+    """Requests a fresh endpoint sends at once.  Small, because the budget doubles fast:
+    several processes sharing one limit each send this many before any can hear a 429."""
     window_doubling: float = 0.02
-    """Seconds per doubling of the slow start's send budget while no 429 comes.  A
-    rate limiter answers 429 within milliseconds, long before a model answers, so silence
-    this long is already evidence that the service takes more."""
-    success_credit: float = 2.0
-    """Sends each success adds to the budget (TCP's slow start: two packets per ACK)."""
+    """Seconds per doubling of the slow start's send budget until the first answer comes.
+    A rate limiter answers 429 long before a model answers, so silence is evidence that
+    the service takes more; once answers come, only successes grow the budget."""
+    success_credit: float = 1.0
+    """Sends each success adds to the budget (TCP's slow start: one packet per ACK, a
+    doubling per round trip)."""
     unpaced_window: float = 1000.0
     """A budget this large without a 429 ends the slow start: no pacing from then on."""
 
@@ -68,11 +70,13 @@ class RateTuning:
     """... or this many slots at the new rate, if longer."""
     first_cut_keep: float = 0.5
     """The first cut (leaving the slow start) keeps this share of what was accepted so far:
-    those answers include the service's burst, which no steady pace gets again."""
+    those answers include the service's burst, which no steady pace gets again ..."""
+    first_cut_answered: float = 0.5
+    """... or of this share of the rate at which answers (429s too) came, if higher."""
     relearn_doubling: float = 0.25
     """After the first cut (a guess from a burst's few answers), seconds per doubling of
     the rate while callers are queued, until the next 429 ..."""
-    relearn_successes: float = 6.0
+    relearn_successes: float = 10.0
     """... and at most one doubling per this many successes (a slow pace grows slowly:
     several clients sharing a limit must not all double past it before a 429 can come)."""
     growth_slots: float = 2.0
@@ -82,7 +86,10 @@ class RateTuning:
     probe_accel: float = 3.0
     """... times e for every this many seconds without a cut ..."""
     probe_max_gain: float = 0.5
-    """... up to this relative increase per second."""
+    """... up to this relative increase per second ..."""
+    probe_step: float = 0.1
+    """... plus this many requests/s per second (additive, so clients sharing a limit
+    drift towards equal shares)."""
     recover_share: float = 0.5
     """Below this share of the recent peak rate ..."""
     recover_quiet: float = 2.0
@@ -107,6 +114,9 @@ class RateTuning:
     noise_keep: float = 0.75
     """... and its share of 429s is still above this share of the first's: slowing down
     did not help, the 429s are noise; they are retried without slowing down."""
+    noise_rise: float = 2.0
+    """... and not above this many times the first's: a share that rose as we slowed is a
+    limit that dropped, which the cuts follow down (not noise)."""
     min_noise: float = 0.05
     """A share of 429s below this is never called noise (probing draws a few)."""
     max_noise: float = 0.5
@@ -131,6 +141,7 @@ class RateTuning:
                 raise ValueError(f"RateTuning.{spec.name} must be finite and > 0, got {value!r}")
         shares: tuple[str, ...] = ("cut_keep", "first_cut_keep")
         shares += ("noise_keep", "noise_margin", "noise_slowdown", "recover_share")
+        shares += ("first_cut_answered",)
         for name in (*shares, "min_noise", "max_noise"):
             if getattr(self, name) >= 1:
                 raise ValueError(f"RateTuning.{name} must be < 1, got {getattr(self, name)!r}")

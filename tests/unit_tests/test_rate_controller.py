@@ -59,6 +59,8 @@ def learn(ctl: RateController, clock: FakeClock, per_second: float, seconds: flo
         ctl.on_success("chat")
     queue_up(ctl)
     ctl.on_rate_limited("chat", None)
+    if ctl.state()["chat"].phase is Phase.SLOW_START:
+        ctl.on_rate_limited("chat", None)  # one 429 in the slow start is weak: a second
     learned = rate(ctl)
     assert learned is not None
     return learned
@@ -103,7 +105,10 @@ def test_successes_add_to_the_slow_start_budget(ctl: RateController) -> None:
         assert ctl.try_acquire("chat") == 0.0
     assert ctl.try_acquire("chat") > 0.0
     ctl.on_success("chat")  # an answer frees the next sends at once (ACK-clocked)
-    assert [ctl.try_acquire("chat") for _ in range(2)] == [0.0, 0.0]
+    credit = int(TUNE.success_credit)
+    assert [ctl.try_acquire("chat") for _ in range(credit)] == [0.0] * credit
+    # ... and ends the growth in time: from now on only successes open the budget.
+    assert ctl.try_acquire("chat") > 0.0
 
 
 def test_a_first_429_starts_pacing_and_is_logged_once_at_warning(
@@ -151,22 +156,59 @@ def test_one_overshoot_cuts_once(ctl: RateController, clock: FakeClock) -> None:
     clock.advance(hold / 2)
     ctl.on_rate_limited("chat", None)
     assert rate(ctl) == learned
-    assert ctl.state()["chat"].rate_limited == 2
+    limited = ctl.state()["chat"].rate_limited
+    # After the hold-off, a 429 is a new overshoot: it cuts again.
+    clock.advance(hold)
+    queue_up(ctl)
+    ctl.on_rate_limited("chat", None)
+    after = rate(ctl)
+    assert after is not None and after < learned
+    assert ctl.state()["chat"].rate_limited == limited + 1
+
+
+def test_one_429_in_the_slow_start_is_weak_evidence(ctl: RateController) -> None:
+    # A random refusal first must not leave a tiny guess; a limit refuses again at once.
+    sent = [ctl.try_acquire("chat") for _ in range(int(TUNE.initial_window))]
+    assert sent == [0.0] * int(TUNE.initial_window)
+    ctl.on_rate_limited("chat", None)
+    assert ctl.state()["chat"].phase is Phase.SLOW_START and rate(ctl) is None
+    ctl.on_success("chat")
+    ctl.on_rate_limited("chat", None)
+    assert ctl.state()["chat"].phase is Phase.PACED and rate(ctl) is not None
+
+
+def test_without_a_429_the_slow_start_grows_in_time_only_until_an_answer(
+    ctl: RateController, clock: FakeClock
+) -> None:
+    # Silence says the service takes more; once answers come, 429s would have come too,
+    # so only successes open the budget (one overshoot per round trip, not per 20 ms).
+    for _ in range(int(TUNE.initial_window)):
+        assert ctl.try_acquire("chat") == 0.0
+    clock.advance(TUNE.window_doubling)
+    assert ctl.try_acquire("chat") == 0.0  # the budget doubled in time
+    ctl.on_success("chat")
+    queue_up(ctl)  # take what the budget holds now
+    clock.advance(10 * TUNE.window_doubling)
+    assert ctl.try_acquire("chat") > 0.0  # silence no longer grows it (it would be 1024 x)
+    ctl.on_success("chat")
+    credit = int(TUNE.success_credit)
+    assert [ctl.try_acquire("chat") for _ in range(credit)] == [0.0] * credit
 
 
 def test_the_rate_never_drops_below_the_floor(ctl: RateController, clock: FakeClock) -> None:
     tuning = dataclasses.replace(TUNE, min_rate=3.0)
     ctl = RateController(clock=clock, tuning=tuning)
     queue_up(ctl)
+    ctl.on_rate_limited("chat", None)
     ctl.on_rate_limited("chat", None)  # nothing accepted at all
     assert rate(ctl) == 3.0
 
 
 def test_tuning_is_per_controller_and_frozen(clock: FakeClock) -> None:
-    small = RateController(clock=clock, tuning=dataclasses.replace(TUNE, initial_window=2.0))
+    large = RateController(clock=clock, tuning=dataclasses.replace(TUNE, initial_window=3.0))
     default = RateController(clock=clock)
-    assert [small.try_acquire("chat") == 0.0 for _ in range(3)] == [True, True, False]
-    assert all(default.try_acquire("chat") == 0.0 for _ in range(3))
+    assert all(large.try_acquire("chat") == 0.0 for _ in range(3))
+    assert [default.try_acquire("chat") == 0.0 for _ in range(3)] == [True, True, False]
     with pytest.raises(dataclasses.FrozenInstanceError):
         TUNE.initial_window = 1.0  # type: ignore[misc]
 
@@ -236,11 +278,11 @@ def test_a_limit_is_not_taken_for_noise() -> None:
         made.append(RateController(clock=clock))
         return made[-1]
 
-    # A steady limit: cutting lowers the share of 429s.  (When the limit itself drops, as in
-    # S4, cuts can trail it long enough to look like noise; S4 still meets its targets.)
-    for name in ("S1", "S2", "S3"):
+    # A steady limit: cutting lowers the share of 429s.  A limit that drops (S4): the
+    # share rises as the cuts trail it down, which noise never does.
+    for name in ("S1", "S2", "S3", "S4"):
         sim.simulate(sim.SCENARIOS[name], make)
-    assert [c.state()["chat"].noise for c in made] == [None, None, None]
+    assert [c.state()["chat"].noise for c in made] == [None, None, None, None]
 
 
 # --------------------------------------------------------------- Retry-After
@@ -289,7 +331,7 @@ def test_endpoints_are_independent(ctl: RateController, clock: FakeClock) -> Non
     assert ctl.pause_remaining("image") == 0.0
     image = ctl.state()["image"]
     assert image == EndpointRateState(rate=None, rate_limited=0, waited=0.0, paused_until=None)
-    assert ctl.state()["chat"].rate_limited == 2
+    assert ctl.state()["chat"].rate_limited == 3  # two to leave the slow start, one pause
 
 
 def test_state_reports_waits_and_is_a_frozen_snapshot(ctl: RateController) -> None:

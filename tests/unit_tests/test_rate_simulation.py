@@ -12,8 +12,8 @@ true rate (S1-S3), within 1.1 x that client's wall time.
 First contact (a fresh client, no limit, answers after 1 s or 5 s, 4 to 200 calls at once):
 wall <= 1.05 x the same batch unpaced (``adaptive_rate=False``) for N <= 10, 1.15 x above.
 Refusal noise: N1, 30 % of requests refused at random and no limit (max_retries=6), and
-N2, 10 % on top of S1's limit: no failed call; N1 within 2 x unpaced + 1 s over the median
-of five seeds (N2's 1.3 x ideal is not met here: see its test).
+N2, 10 % on top of S1's limit: no failed call; N1 within 2 x unpaced + 1 s and N2 within
+1.3 x ideal over the median of five seeds (see N2's test for its worst seed).
 """
 
 from __future__ import annotations
@@ -73,9 +73,10 @@ def test_scenario_meets_the_goodput_targets(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["S1", "S2", "S3", "S4"])
-def test_one_client_keeps_a_wide_margin_on_time(name: str) -> None:
+def test_one_client_keeps_a_wide_margin(name: str) -> None:
     result = sim.simulate(sim.SCENARIOS[name], controller)
     assert result.vs_ideal <= 1.1, result
+    assert result.limited_share <= 0.1, result
 
 
 def test_shared_limit_typical_run_keeps_a_margin() -> None:
@@ -115,11 +116,12 @@ def test_random_refusals_without_a_limit_do_not_collapse_the_pace() -> None:
     assert statistics.median(walls) <= 2 * statistics.median(unpaced) + 1, (walls, unpaced)
 
 
-def test_random_refusals_on_top_of_a_limit_lose_no_call() -> None:
-    # The goal is 1.3 x ideal; the simulation's median over five seeds is about 2.8 x: when
-    # the very first answer is a random 429, the first cut's guess is tiny and the noise
-    # is recognised late (docs/performance.md).  Guarded here: no call lost, no crawl.
+def test_random_refusals_on_top_of_a_limit_lose_no_call_and_keep_the_pace() -> None:
+    # A first 429 in the slow start is weak evidence (a random one must not leave a tiny
+    # guess).  Target 1.3 x ideal: met by the median of five seeds; one seed in five
+    # (seed 2) still loses time to the cuts the noise draws at the limit (1.66 x).
     n2 = sim.NOISE["N2"]
     results = [sim.simulate(n2.with_seed(seed), controller) for seed in SEEDS]
     assert all(r.failed == 0 and r.done == n2.calls for r in results), results
-    assert max(r.vs_ideal for r in results) <= 4.0, [str(r) for r in results]
+    assert statistics.median(r.vs_ideal for r in results) <= 1.3, [str(r) for r in results]
+    assert max(r.vs_ideal for r in results) <= 2.0, [str(r) for r in results]
