@@ -277,10 +277,11 @@ def test_rate_tuning_is_per_client_and_travels_with_the_model(http: Any) -> None
     tuning = RateTuning(min_rate=50.0)
     llm = ChatWebsim(base_url=BASE, rate_tuning=tuning, max_retries=0)
     http.post(CHAT_URL, payload={"content": "first"})
-    http.post(CHAT_URL, status=429, payload={"error": "Rate limit exceeded"})
+    for _ in range(2):  # one 429 in the slow start is weak evidence; two start pacing
+        http.post(CHAT_URL, status=429, payload={"error": "Rate limit exceeded"})
     http.post(CHAT_URL, payload={"content": "second"})
     assert llm.invoke("hi").text == "first"
-    # The 429 came after a success: shaping, so the call waits for a slot, not a retry.
+    # The 429s came after a success: shaping, so the call waits for a slot, not a retry.
     assert llm.invoke("hi").text == "second"
     pace = llm._websim_client().rate_state()["chat"].pace
     assert pace is not None and pace >= 50.0  # the defaults' floor is 0.2/s
