@@ -9,6 +9,8 @@ its own session), so every test must pass next to any other test running at the 
   fixture (a Ray cluster) starts once, as in a serial run; a session-scoped one exists once
   per worker, not once per run.  Several slow tests in one file run one after another:
   split a file whose tests take long rather than let it hold up the run.
+* A file whose tests take tens of seconds in all says so: ``pytestmark = pytest.mark.slow``;
+  a parallel run then starts it first instead of last.
 * Wait for an event (``emulator.wait_for_requests``, a barrier, ``asyncio.Event``), not for
   a time: four workers on two cores make every sleep's guess wrong.  Where waiting is the
   subject (a rate limit), keep the number of calls small: a test's time is mostly the time
@@ -55,12 +57,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):
+        slow_first(items)
     if LIVE:
         return
     skip_live = pytest.mark.skip(reason="talks to the Websim service; set WEBSIM_LIVE=1 to run")
     for item in items:
         if "live" in item.keywords:
             item.add_marker(skip_live)
+
+
+def slow_first(items: list[pytest.Item]) -> None:
+    """In a parallel run, the files marked ``slow`` go out first (in an xdist worker, whose
+    order is the order files are handed out): one started last would finish last, alone."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
 
 
 @pytest.fixture(autouse=True)

@@ -298,3 +298,12 @@ def test_a_file_that_cannot_be_written_is_a_failure_in_words(
     err = capsys.readouterr().err
     assert err == f"websim: [Errno 28] No space left on device: '{tmp_path / 'a.png'}'\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_help_shows_the_default_prompt_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: 'Draw a lighthouse on a cliff at dusk')" in text
+    assert "['Draw" not in text  # not a Python list

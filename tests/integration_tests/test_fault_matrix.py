@@ -40,6 +40,8 @@ from tests.integration_tests._faults import (
 from tests.integration_tests._faults_rows import ANSWERED, REFUSED, Answered, Refused
 from tests.integration_tests.conftest import run_script_in_dev_mode
 
+pytestmark = pytest.mark.slow  # tens of seconds in all: a parallel run starts this file first
+
 MiB = 1024 * 1024
 BODY_CAP = 10 * MiB  # the documented cap on a response body
 EXCERPT_CHARS = 500  # errors quote at most this much of a body (langchain_websim.errors)

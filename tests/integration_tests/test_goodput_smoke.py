@@ -25,6 +25,8 @@ import pytest
 import ray
 from langchain_core.messages import AIMessage
 
+pytestmark = pytest.mark.slow  # tens of seconds in all: a parallel run starts this file first
+
 ROOT = Path(__file__).resolve().parents[2]
 GOODPUT = ROOT / "benchmarks" / "goodput.py"
 LABELS = (

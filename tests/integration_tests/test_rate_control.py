@@ -16,6 +16,8 @@ import pytest
 from langchain_websim import ChatWebsim, WebsimAPIError, WebsimClient, WebsimRateLimitError
 from langchain_websim.testing import WebsimEmulator
 
+pytestmark = pytest.mark.slow  # tens of seconds in all: a parallel run starts this file first
+
 
 def _messages(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"call {i}"}]

@@ -27,6 +27,8 @@ from langchain_websim.testing import WebsimEmulator
 from tests.integration_tests import _fleet as fleet
 from tests.integration_tests.conftest import LOOPBACK
 
+pytestmark = pytest.mark.slow  # tens of seconds in all: a parallel run starts this file first
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 CPUS = 2
 

@@ -25,6 +25,8 @@ import pytest
 
 from langchain_websim.testing import WebsimEmulator
 
+pytestmark = pytest.mark.slow  # tens of seconds in all: a parallel run starts this file first
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "scaling.md"
 BLOCKS = re.findall(

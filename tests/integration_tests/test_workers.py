@@ -17,6 +17,8 @@ from langchain_websim import ChatWebsim, WebsimClient, WebsimImageTool
 from langchain_websim.testing import WebsimEmulator
 from tests.integration_tests import _fleet as fleet
 
+pytestmark = pytest.mark.slow  # tens of seconds in all: a parallel run starts this file first
+
 # Set before a fork, so the child inherits the objects instead of unpickling them.
 _INHERITED: dict[str, Any] = {}
 _CHILD_TIMEOUT = 60
