@@ -89,8 +89,12 @@ class Bucket:
 
 @dataclass(slots=True)
 class SlowStart:
-    """Before the first 429: the budget of sends, growing in time until the first answer
-    comes, and with every success."""
+    """Before the first 429: the budget of sends, doubling in time and growing with every
+    success.  Until the first answer it doubles every ``window_doubling``; after it, no
+    faster than that first answer took to come: a 429 takes as long as an answer, so
+    doubling faster would send a second window before the first could be refused.  It
+    never stops growing in time: sends that never answer (cancelled, timed out) must not
+    hold the budget for good."""
 
     started: float = math.nan  # the first send
     sent: int = 0
@@ -104,22 +108,27 @@ class SlowStart:
         needed = self.sent + 1 - tune.success_credit * self.successes
         if needed <= tune.initial_window:
             return 0.0
-        at = self.started + tune.window_doubling * math.log2(needed / tune.initial_window)
-        if at > self.first_answer:
-            # Answers flow: only successes open the budget now (ACK-clocked); look again
-            # after about one doubling period.
-            return tune.window_doubling
+        doublings = math.log2(needed / tune.initial_window)
+        silent = (self.first_answer - self.started) / tune.window_doubling
+        if doublings <= silent:
+            at = self.started + doublings * tune.window_doubling
+        else:
+            at = self.first_answer + (doublings - silent) * self._period(tune)
         return max(0.0, at - now)
 
     def budget(self, now: float, tune: RateTuning) -> float:
-        silent = min(now, self.first_answer) - self.started
-        grown: float = 2.0 ** min(64.0, silent / tune.window_doubling)
+        doublings = (min(now, self.first_answer) - self.started) / tune.window_doubling
+        if now > self.first_answer:
+            doublings += (now - self.first_answer) / self._period(tune)
+        grown: float = 2.0 ** min(64.0, doublings)
         return tune.initial_window * grown + tune.success_credit * self.successes
 
     def answered(self, now: float) -> None:
-        # Silence was the evidence that the service takes more; an answer ends it, and
-        # from then on the answers themselves clock the growth.
         self.first_answer = min(self.first_answer, now)
+
+    def _period(self, tune: RateTuning) -> float:
+        """Seconds per doubling once answers come: the first answer's round trip, or more."""
+        return max(tune.window_doubling, self.first_answer - self.started)
 
 
 @dataclass(slots=True)

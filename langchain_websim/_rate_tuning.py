@@ -44,10 +44,11 @@ class RateTuning:
     window_doubling: float = 0.02
     """Seconds per doubling of the slow start's send budget until the first answer comes.
     A rate limiter answers 429 long before a model answers, so silence is evidence that
-    the service takes more; once answers come, only successes grow the budget."""
+    the service takes more; after the first answer the budget doubles no faster than that
+    answer took to come."""
     success_credit: float = 1.0
-    """Sends each success adds to the budget (TCP's slow start: one packet per ACK, a
-    doubling per round trip)."""
+    """Sends each success adds to the budget (one per answer; the budget also keeps
+    doubling in time, once per round trip after the first answer)."""
     unpaced_window: float = 1000.0
     """A budget this large without a 429 ends the slow start: no pacing from then on."""
 

@@ -171,13 +171,15 @@ async def test_the_bar_shows_counts_failures_and_the_learned_rate(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # One 429 teaches the rate control a rate; the bar shows it.
-    emulator.enqueue("chat", status=429, json={"error": "Rate limit exceeded", "status": 429})
+    # Two 429s (one alone is weak evidence in the slow start) teach the rate control a
+    # rate; the bar shows it.
+    for _ in range(2):
+        emulator.enqueue("chat", status=429, json={"error": "Rate limit exceeded", "status": 429})
     source = write_lines(tmp_path / "in.jsonl", {"prompt": "q"})
     summary = await arun_batch(
         "chat", source, tmp_path / "out.jsonl", client=make_client(), progress="bar"
     )
-    assert (summary.done, summary.rate_limited) == (1, 1)
+    assert (summary.done, summary.rate_limited) == (1, 2)
     err = capsys.readouterr().err
     assert "1/1" in err
     assert re.search(r"failed 0, Websim allows \d+\.\d/s", err)
