@@ -344,17 +344,17 @@ def test_docs_table_names_every_row_and_its_code_runs(
         *(("test_fault_is_a_typed_error", row.id) for row in REFUSED),
     }  # ...and the page names nothing else
     blocks = re.findall(r"^```python\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
-    assert len(blocks) == 2
+    assert len(blocks) == 3  # the per-client tuning (no call), then the two below
     monkeypatch.setenv("WEBSIM_BASE_URL", emulator.base_url)
-    emulator.enqueue("chat", status=200)  # the first block's answer
-    emulator.enqueue("chat", status=429, headers={"Retry-After": "3600"})  # the second's
+    emulator.enqueue("chat", status=200)  # the second block's answer
+    emulator.enqueue("chat", status=429, headers={"Retry-After": "3600"})  # the third's
     namespace: dict[str, Any] = {"__name__": "reliability_docs"}
     try:
         for number, block in enumerate(blocks, 1):
             exec(compile(block, f"{DOC.name} python block {number}", "exec"), namespace)
     finally:
         llm = namespace.get("llm")
-        if llm is not None:  # the second block's model, on the process-wide client
+        if llm is not None:  # the third block's model, on the process-wide client
             shared_client_of(llm).close()
     out = capsys.readouterr().out.splitlines()
     assert out == ["Echo: Say hello", "rate limited after 1 attempt(s); next try in 3600 s"]
