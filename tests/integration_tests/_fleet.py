@@ -23,7 +23,7 @@ import trustme
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel
 
-from langchain_websim import ChatWebsim, WebsimImageTool
+from langchain_websim import ChatWebsim, RateTuning, WebsimImageTool
 from langchain_websim.testing import WebsimEmulator
 
 WORKERS = 4
@@ -119,6 +119,7 @@ def _connection_changes(ca_bundle: str) -> dict[str, Any]:
         # The adaptive rate controller's settings, once the classes have them.
         "adaptive_rate": False,
         "rate_limit_deadline": 12.5,
+        "rate_tuning": RateTuning(initial_window=3.0, min_rate=0.5),
     }
 
 
