@@ -395,8 +395,8 @@ class WebsimClient:
         self, call: Call, outcome: Outcome, parse: Callable[[int, str, str, bytes], T]
     ) -> T:
         """Tell the rate control, then parse; an unusable 2xx says how many attempts it took."""
-        if call.rate is not None:
-            call.rate.on_success(call.endpoint.name)
+        if call.rate is not None and call.rate.on_success(call.endpoint.name):
+            self._queues.wake(call.endpoint.name)  # the success made room for a waiting call
         assert outcome.status is not None
         try:
             return parse(outcome.status, call.url, outcome.content_type, outcome.body)
