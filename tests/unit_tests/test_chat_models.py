@@ -447,3 +447,17 @@ def test_dumpd_load_round_trip() -> None:
     assert isinstance(loaded, ChatWebsim)
     assert loaded.asdict() == llm.asdict()
     assert (loaded.stop, loaded.max_retries) == (["END"], 0)
+
+
+def test_the_generate_methods_carry_their_own_signatures() -> None:
+    # langchain-core looks up whether ``_agenerate`` takes ``run_manager`` on every call;
+    # the signature is computed once at import, from the method itself.
+    import inspect
+
+    for name in ("_generate", "_agenerate"):
+        method = getattr(ChatWebsim, name)
+        assert "__signature__" in vars(method)
+        names = list(inspect.signature(method).parameters)
+        assert names == ["self", "messages", "stop", "run_manager", "kwargs"]
+        bound = inspect.signature(getattr(ChatWebsim(), name))
+        assert list(bound.parameters) == names[1:]
