@@ -461,3 +461,13 @@ def test_the_generate_methods_carry_their_own_signatures() -> None:
         assert names == ["self", "messages", "stop", "run_manager", "kwargs"]
         bound = inspect.signature(getattr(ChatWebsim(), name))
         assert list(bound.parameters) == names[1:]
+
+
+def test_invocation_params_are_what_langchain_core_would_report() -> None:
+    from langchain_core.language_models import BaseChatModel
+
+    model = ChatWebsim(model="claude-3.5-sonnet", project_id="abc_def", aspect_ratio="16:9")
+    for stop, extra in ((None, {}), (["\n"], {"json_mode": True})):
+        ours = model._get_invocation_params(stop=stop, **extra)
+        assert ours == BaseChatModel._get_invocation_params(model, stop=stop, **extra)
+        assert ours["model"] == "claude-3.5-sonnet" and ours["_type"] == "websim-chat"
