@@ -21,8 +21,9 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   A service that never limits us is never paced for longer than the ramp (a fraction of
   a second).  The first 429 is weak evidence (a random refusal would leave a tiny first
   guess): the second one ends the slow start;
-* **unpaced**: the budget passed ``unpaced_window`` with no 429: no pacing at all (no lock,
-  no bucket) until a 429 comes;
+* **unpaced**: ``unpaced_after`` answers came back accepted with no 429, or the budget
+  passed ``unpaced_window`` without one: no pacing at all (no lock, no bucket) until a
+  429 comes;
 * **paced**: the second 429 leaves the slow start with a guess (half of what was accepted
   so far, a burst included, or of half the rate answers came at, if higher), doubled
   while callers queue until the next 429 measures the limit at a steady pace.  Then a
@@ -246,16 +247,25 @@ class RateController:
     def _slot_wait(self, st: EndpointState, now: float) -> float:
         """Seconds until the phase allows the next send (0.0: now)."""
         if st.phase is Phase.SLOW_START:
-            if st.slow_start.sent and st.slow_start.budget(now, self.tuning) >= (
-                self.tuning.unpaced_window
-            ):
-                st.phase = Phase.UNPACED  # no 429 while the budget grew this far
+            if st.slow_start.sent and self._unlimited(st, now):
+                st.phase = Phase.UNPACED
                 return 0.0
             return st.slow_start.wait(now, self.tuning)
         if st.phase is Phase.PACED:
             assert st.bucket is not None
             return st.bucket.wait(now, self.tuning.burst)
         return 0.0
+
+    def _unlimited(self, st: EndpointState, now: float) -> bool:
+        """Whether the slow start has seen enough to stop pacing: its budget grew past
+        ``unpaced_window``, or ``unpaced_after`` answers came back accepted with no 429
+        (a limiter refuses as soon as its burst is spent: that many answers without a
+        refusal leave nothing for a slow start to find, and a ramp that kept doubling
+        only in time would keep a fast service waiting)."""
+        tune = self.tuning
+        if st.answers.refused == 0 and st.slow_start.successes >= tune.unpaced_after:
+            return True
+        return st.slow_start.budget(now, tune) >= tune.unpaced_window
 
     def _take(self, st: EndpointState, now: float) -> None:
         if st.phase is Phase.SLOW_START:

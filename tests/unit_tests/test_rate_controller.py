@@ -457,3 +457,29 @@ def test_a_retry_after_pause_has_a_ceiling(clock: FakeClock) -> None:
     assert ctl.try_acquire("chat") == 0.0  # sent again
     ctl.on_rate_limited("chat", 5.0)  # and a new Retry-After starts a new pause
     assert ctl.pause_remaining("chat") == pytest.approx(5.0)
+
+
+def answer_every_send(ctl: RateController, successes: int) -> None:
+    """On a frozen clock (the budget never grows in time), send what the slow start allows
+    and answer each send with a success, ``successes`` times."""
+    for _ in range(successes):
+        assert ctl.try_acquire("chat") == 0.0
+        ctl.on_success("chat")
+
+
+def test_enough_successes_without_a_429_end_the_slow_start(ctl: RateController) -> None:
+    answer_every_send(ctl, TUNE.unpaced_after - 1)
+    assert ctl.state()["chat"].phase is Phase.SLOW_START
+    queue_up(ctl)  # still paced: a caller has to wait
+    ctl.on_success("chat")  # one of the sends still out comes back accepted
+    assert all(ctl.try_acquire("chat") == 0.0 for _ in range(1000))
+    assert ctl.state()["chat"].phase is Phase.UNPACED
+
+
+def test_after_a_429_successes_alone_do_not_end_the_slow_start(ctl: RateController) -> None:
+    assert ctl.try_acquire("chat") == 0.0
+    ctl.on_rate_limited("chat", None)  # a lone 429: weak evidence, but evidence
+    answer_every_send(ctl, 2 * TUNE.unpaced_after)
+    assert ctl.state()["chat"].phase is Phase.SLOW_START
+    queue_up(ctl)
+    assert ctl.try_acquire("chat") > 0.0  # still paced by the budget
