@@ -342,7 +342,8 @@ class WebsimClient:
         session = await self._sessions.get()
         call = Call(endpoint, self._urls[endpoint.name], time.perf_counter(), self._rate)
         while True:
-            if call.rate is not None and call.paced:
+            rate = call.rate
+            if rate is not None and call.paced and not rate.unpaced(call.endpoint.name):
                 await await_slot(
                     call, self._queues, self.settings.rate_limit_deadline, self.retry.max_delay
                 )

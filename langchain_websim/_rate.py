@@ -97,6 +97,12 @@ class RateController:
 
     # ------------------------------------------------------------------ slots
 
+    def unpaced(self, endpoint: str) -> bool:
+        """True while sends to ``endpoint`` need no slot (unpaced, no pause): the send loop
+        skips the slot queue altogether.  No lock: one look-up, on every call."""
+        st = self._endpoints.get(endpoint)
+        return st is not None and st.phase is Phase.UNPACED and st.pause is None
+
     def try_acquire(self, endpoint: str) -> float:
         """Take a send slot if one is free now.
 
@@ -104,8 +110,7 @@ class RateController:
         value is how many seconds to sleep before asking again (it includes any
         ``Retry-After`` pause).  The first calls on a fresh endpoint return ``0.0``.
         """
-        st = self._endpoints.get(endpoint)
-        if st is not None and st.phase is Phase.UNPACED and st.pause is None:
+        if self.unpaced(endpoint):
             return 0.0  # the hot path of a service that does not limit us: no lock at all
         with self._lock:
             now = self._clock()

@@ -483,3 +483,16 @@ def test_after_a_429_successes_alone_do_not_end_the_slow_start(ctl: RateControll
     assert ctl.state()["chat"].phase is Phase.SLOW_START
     queue_up(ctl)
     assert ctl.try_acquire("chat") > 0.0  # still paced by the budget
+
+
+def test_unpaced_says_when_a_send_needs_no_slot(ctl: RateController, clock: FakeClock) -> None:
+    assert not ctl.unpaced("chat")  # a fresh endpoint starts in the slow start
+    answer_every_send(ctl, TUNE.unpaced_after)
+    ctl.try_acquire("chat")
+    assert ctl.unpaced("chat")
+    ctl.on_rate_limited("chat", 2.0)  # a Retry-After pause holds even an unpaced endpoint
+    assert not ctl.unpaced("chat") and ctl.try_acquire("chat") > 0.0
+    clock.advance(2.5)
+    ctl.try_acquire("chat")
+    assert not ctl.unpaced("chat")  # the 429 cut the rate: paced from now on
+    assert ctl.state()["chat"].phase is Phase.PACED
