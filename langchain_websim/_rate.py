@@ -19,11 +19,12 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   the service takes more, and once answers come they clock the growth: several clients
   sharing a limit overshoot it by one round trip's sends, not by a doubling every 20 ms.
   A service that never limits us is never paced for longer than the ramp (a fraction of
-  a second).  The first 429 is weak evidence (a random refusal would leave a tiny first
-  guess): the second one ends the slow start;
+  a second).  A lone 429 is weak evidence (cutting on random refusals would leave a tiny
+  first guess): two in a row, as a limit whose burst ran out answers, or one with
+  ``Retry-After``, end the slow start;
 * **unpaced**: the budget passed ``unpaced_window`` with no 429: no pacing at all (no lock,
   no bucket) until a 429 comes;
-* **paced**: the second 429 leaves the slow start with a guess (half of what was accepted
+* **paced**: the 429 that ends the slow start leaves a guess (half of what was accepted
   so far, a burst included, or of half the rate answers came at, if higher), doubled
   while callers queue until the next 429 measures the limit at a steady pace.  Then a
   429 cuts the rate to what the service accepted recently (at least by ``1 - cut_keep``;
@@ -152,7 +153,7 @@ class RateController:
             self._answered(st, now, refused=True)
             if retry_after is not None:
                 self._start_pause(st, now, retry_after)
-            level, message = self._on_refusal(st, endpoint, now)
+            level, message = self._on_refusal(st, endpoint, now, retry_after is not None)
             if message is not None and not st.warned:
                 level = logging.WARNING  # the first change of an episode: said once
                 st.warned = True
@@ -275,10 +276,13 @@ class RateController:
         if st.series is not None:
             st.series.add(now, refused=refused)
 
-    def _on_refusal(self, st: EndpointState, endpoint: str, now: float) -> tuple[int, str | None]:
+    def _on_refusal(
+        self, st: EndpointState, endpoint: str, now: float, told: bool
+    ) -> tuple[int, str | None]:
         """What a 429 does to the rate: a cut, nothing (hold-off, noise), or the verdict that
-        the 429s are noise.  Returns the log level and line."""
-        if st.phase is Phase.SLOW_START and self._weak(st):
+        the 429s are noise (``told``: it came with a ``Retry-After``).  Returns the log
+        level and line."""
+        if st.phase is Phase.SLOW_START and not told and self._weak(st):
             return logging.INFO, None  # maybe noise: the next 429s decide
         if st.phase is Phase.PACED:
             if st.cut is not None and now < st.cut.hold_until:
@@ -293,10 +297,14 @@ class RateController:
         return logging.INFO, self._cut(st, endpoint, now)
 
     def _weak(self, st: EndpointState) -> bool:
-        """Whether a 429 in the slow start is too weak to cut on: the first one is (a
-        random refusal would leave a tiny first guess, while a limit refuses again at
-        once).  The slow start stopped growing in time at the first answer."""
-        return st.answers.refused == 1
+        """Whether a 429 in the slow start is too weak to cut on: one that did not follow
+        another 429 is.  A limit whose burst ran out refuses every request the slow start
+        sends beyond it, so its 429s come in a row; random refusals come one at a time,
+        and cutting on the second of them, a few answers in, would leave a tiny first
+        guess.  (A 429 with ``Retry-After`` is never weak: the service said it limits us.)
+        The slow start stopped growing in time at the first answer."""
+        recent = st.answers.recent
+        return len(recent) < 2 or not recent[-2]
 
     def _verdict(self, st: EndpointState) -> Window | None:
         """The cuts since the series began, once enough answers came after them: the

@@ -166,15 +166,26 @@ def test_one_overshoot_cuts_once(ctl: RateController, clock: FakeClock) -> None:
     assert ctl.state()["chat"].rate_limited == limited + 1
 
 
-def test_one_429_in_the_slow_start_is_weak_evidence(ctl: RateController) -> None:
-    # A random refusal first must not leave a tiny guess; a limit refuses again at once.
+def test_lone_429s_in_the_slow_start_are_weak_evidence(ctl: RateController) -> None:
+    # Random refusals must not leave a tiny guess: they come one at a time, while a limit
+    # whose burst ran out refuses again at once.
     sent = [ctl.try_acquire("chat") for _ in range(int(TUNE.initial_window))]
     assert sent == [0.0] * int(TUNE.initial_window)
+    for _ in range(3):
+        ctl.on_rate_limited("chat", None)
+        assert ctl.state()["chat"].phase is Phase.SLOW_START and rate(ctl) is None
+        ctl.on_success("chat")
     ctl.on_rate_limited("chat", None)
-    assert ctl.state()["chat"].phase is Phase.SLOW_START and rate(ctl) is None
-    ctl.on_success("chat")
-    ctl.on_rate_limited("chat", None)
+    ctl.on_rate_limited("chat", None)  # two in a row: a limit
     assert ctl.state()["chat"].phase is Phase.PACED and rate(ctl) is not None
+
+
+def test_a_retry_after_ends_the_slow_start_at_once(ctl: RateController) -> None:
+    # The service said it limits us: no second 429 is needed.
+    ctl.try_acquire("chat")
+    ctl.on_success("chat")
+    ctl.on_rate_limited("chat", 1.0)
+    assert ctl.state()["chat"].pace is not None
 
 
 def test_after_the_first_answer_the_budget_doubles_no_faster_than_it_came(
