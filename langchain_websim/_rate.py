@@ -32,10 +32,11 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   longer no 429 comes (and by a fixed step as well, so clients sharing a limit drift
   towards equal shares), and a rate crushed far below its recent peak climbs back
   quickly.  A series of cuts is judged on the ``judge_answers`` answers after the first
-  one's hold-off: if we slowed down clearly and the share of 429s did not fall (nor rise
-  more than ``noise_rise`` times: that is a limit that dropped), the 429s are noise that
-  does not depend on our pace (a limit shared with others, upstream trouble): the rate
-  goes back up, and later 429s cut only when their share rises clearly above the noise's;
+  one's hold-off: if we slowed down and the share of 429s did not fall (nor rise more
+  than ``noise_rise`` times: that is a limit that dropped), by more than chance moves a
+  share over so few answers, the 429s are noise that does not depend on our pace (a
+  limit shared with others, upstream trouble): the rate goes back up, and later 429s cut
+  only when their share rises clearly above the noise's;
 * **paused**: a ``Retry-After`` holds every request to the endpoint until it passes (for
   at most ``max_pause`` seconds, the client's ``rate_limit_deadline``).
 
@@ -319,11 +320,19 @@ class RateController:
         if st.noise is not None or before is None or st.bucket is None:
             return Window(opened=after.opened)
         slowed = after.pace <= tune.noise_slowdown * before.pace
-        kept = after.share >= max(tune.min_noise, tune.noise_keep * before.share)
         # Noise refuses the same share at any pace; a share that rose as we slowed is a
         # limit that dropped (S4), which the cuts follow down.
-        kept = kept and after.share <= tune.noise_rise * before.share
-        noise = slowed and kept and after.share <= tune.max_noise
+        fell = after.share < tune.noise_keep * before.share
+        rose = after.share > tune.noise_rise * before.share
+        if before.answered >= tune.judge_answers:
+            # A share over 30 answers is 3 +- 1.6 429s at 10 % noise: halving or doubling
+            # counts only when it is larger than chance.  A shorter window before (the
+            # first cut came early) keeps the plain ratios: too few answers to weigh.
+            chance = tune.noise_z * _spread(before, after)
+            fell = fell and before.share - after.share > chance
+            rose = rose and after.share - before.share > chance
+        noise = slowed and not fell and not rose
+        noise = noise and tune.min_noise <= after.share <= tune.max_noise
         return after if noise else Window(opened=after.opened)
 
     def _above_noise(self, st: EndpointState) -> bool:
@@ -449,6 +458,13 @@ class RateController:
 
     def _recent_peak(self, st: EndpointState, now: float) -> float:
         return st.peak * math.exp(-(now - st.peak_at) / self.tuning.peak_decay)
+
+
+def _spread(first: Window, second: Window) -> float:
+    """The standard deviation of the difference of two windows' shares of 429s if both
+    came from one share (the pooled one): how far apart chance alone puts them."""
+    pooled = (first.refused + second.refused) / (first.answered + second.answered)
+    return math.sqrt(pooled * (1.0 - pooled) * (1.0 / first.answered + 1.0 / second.answered))
 
 
 def _log(level: int, message: str | None) -> None:

@@ -110,14 +110,20 @@ class RateTuning:
     # -- refusal noise: 429s that do not depend on our pace
     judge_answers: int = 30
     """Answers per window; the last two windows are compared to tell noise from a limit."""
-    noise_slowdown: float = 0.8
-    """The second window came at most this share of the first's pace (we slowed down) ..."""
+    noise_slowdown: float = 0.9
+    """The second window came at most this share of the first's pace (we slowed down; a
+    limit we were over refuses nothing once we are under it, so a cut's 10 % tells) ..."""
     noise_keep: float = 0.75
     """... and its share of 429s is still above this share of the first's: slowing down
     did not help, the 429s are noise; they are retried without slowing down."""
     noise_rise: float = 2.0
     """... and not above this many times the first's: a share that rose as we slowed is a
     limit that dropped, which the cuts follow down (not noise)."""
+    noise_z: float = 1.3
+    """With full windows, a share counts as fallen (or risen) only if it also moved by more
+    than this many standard deviations of chance: 30 answers at 10 % noise hold 3 +- 1.6
+    429s, so the ratios alone kept calling noise a limit (N2).  Not more: a limit whose
+    share halved over the same few answers must still count as one (S4)."""
     min_noise: float = 0.05
     """A share of 429s below this is never called noise (probing draws a few)."""
     max_noise: float = 0.5

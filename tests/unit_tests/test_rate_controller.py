@@ -16,6 +16,7 @@ import pytest
 
 from langchain_websim import _rate
 from langchain_websim._rate import EndpointRateState, Phase, RateController
+from langchain_websim._rate_endpoint import Bucket, EndpointState, Series, Window
 
 
 class FakeClock:
@@ -279,6 +280,42 @@ def test_429s_that_slowing_down_does_not_reduce_are_noise(
     # No collapse: after the verdict the pace climbs back instead of being cut further.
     lowest = min(r for r in rates if r > 0)
     assert state.rate is None or state.rate > 4 * lowest
+
+
+def judged_noise(before: tuple[float, int], after: tuple[float, int]) -> bool:
+    """The verdict on a series of cuts: 30 answers before it, 30 after its hold-off, each
+    given as (answers per second, 429s among them)."""
+    (before_pace, before_refused), (after_pace, after_refused) = before, after
+    st = EndpointState(created=0.0, phase=Phase.PACED)
+    st.bucket = Bucket(rate=after_pace, tokens=0.0, updated=0.0)
+    first = Window(0.0, 30 / before_pace, 30, before_refused)
+    st.series = Series(before_pace, 10.0, first, Window(10.0, 10.0 + 30 / after_pace, 30))
+    assert st.series.after is not None
+    st.series.after.refused = after_refused
+    verdict = RateController(clock=FakeClock())._verdict(st)
+    assert verdict is not None
+    return verdict.answered > 0
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "noise"),
+    [
+        # 10 % noise: 4 then 2 of 30 is chance (the plain ratio, 0.5, says "fell").
+        ((10.0, 4), (8.5, 2), True),
+        # 2 then 5 of 30 is chance as well (the plain ratio, 2.5, says "rose").
+        ((10.0, 2), (8.5, 5), True),
+        # 12 then 2 of 30: slowing down clearly helped: a limit.
+        ((10.0, 12), (8.5, 2), False),
+        # 2 then 12 of 30: the share rose clearly as we slowed: a limit that dropped.
+        ((10.0, 2), (8.5, 12), False),
+        # The same share without slowing down: nothing learned, not noise.
+        ((10.0, 4), (9.5, 4), False),
+    ],
+)
+def test_a_share_of_429s_moves_only_when_it_moves_by_more_than_chance(
+    before: tuple[float, int], after: tuple[float, int], noise: bool
+) -> None:
+    assert judged_noise(before, after) is noise
 
 
 def test_a_limit_is_not_taken_for_noise() -> None:
