@@ -36,7 +36,7 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   than ``noise_rise`` times: that is a limit that dropped), by more than chance moves a
   share over so few answers, the 429s are noise that does not depend on our pace (a
   limit shared with others, upstream trouble): the rate goes back up, and later 429s cut
-  only when their share rises clearly above the noise's;
+  only when their share since the last cut rises clearly above the noise's;
 * **paused**: a ``Retry-After`` holds every request to the endpoint until it passes (for
   at most ``max_pause`` seconds, the client's ``rate_limit_deadline``).
 
@@ -336,8 +336,17 @@ class RateController:
         return after if noise else Window(opened=after.opened)
 
     def _above_noise(self, st: EndpointState) -> bool:
+        """Whether 429s come clearly more often than the noise brings them, counted since
+        the last cut's hold-off: the answers before it hold the overshoot the cut already
+        answered, and counting them cut again on every random 429 that followed."""
         assert st.noise is not None
-        return st.answers.share(self.tuning.judge_answers) > st.noise + self.tuning.noise_margin
+        tune = self.tuning
+        start = st.cut.hold_until if st.cut is not None else -math.inf
+        since = st.answers.since(start, tune.judge_answers)
+        if since is None:
+            return False  # a lone 429 since: not a share
+        share = since.refused / max(since.answered, tune.noise_min_answers)
+        return share > st.noise + tune.noise_margin
 
     def _call_it_noise(self, st: EndpointState, endpoint: str, now: float, after: Window) -> str:
         """Slowing down did not lower the share of 429s: they come whatever our pace.

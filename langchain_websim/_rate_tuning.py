@@ -129,8 +129,11 @@ class RateTuning:
     max_noise: float = 0.5
     """A share of 429s above this is never taken for noise: it is a limit."""
     noise_margin: float = 0.15
-    """Once noise is known, a 429 cuts only when the recent share of 429s is above the
-    noise's by this much (the service also limits us now)."""
+    """Once noise is known, a 429 cuts only when the share of 429s since the last cut's
+    hold-off is above the noise's by this much (the service also limits us now) ..."""
+    noise_min_answers: float = 5.0
+    """... that share counted over at least this many answers (two 429s right after a cut
+    are not a share of 100 %)."""
 
     # -- what is logged
     episode_quiet: float = 60.0

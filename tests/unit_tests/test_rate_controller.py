@@ -16,7 +16,7 @@ import pytest
 
 from langchain_websim import _rate
 from langchain_websim._rate import EndpointRateState, Phase, RateController
-from langchain_websim._rate_endpoint import Bucket, EndpointState, Series, Window
+from langchain_websim._rate_endpoint import Bucket, Cut, EndpointState, Series, Window
 
 
 class FakeClock:
@@ -316,6 +316,32 @@ def test_a_share_of_429s_moves_only_when_it_moves_by_more_than_chance(
     before: tuple[float, int], after: tuple[float, int], noise: bool
 ) -> None:
     assert judged_noise(before, after) is noise
+
+
+def test_known_noise_is_counted_after_the_last_cut(clock: FakeClock) -> None:
+    # Noise known (10 %), then an overshoot: 10 of 30 answers refused, which a cut
+    # answered.  Those 429s are not counted against the random 429s that follow it.
+    ctl = RateController(clock=clock)
+    st = EndpointState(created=0.0, phase=Phase.PACED, noise=0.1)
+    st.bucket = Bucket(rate=10.0, tokens=0.0, updated=clock.now)
+    ctl._endpoints["chat"] = st
+    for i in range(30):
+        clock.advance(0.1)
+        st.answers.add(clock.now, refused=i % 3 == 0)
+    st.cut = Cut(at=clock.now, hold_until=clock.now + 0.2)
+    clock.advance(0.3)
+    for _ in range(6):
+        clock.advance(0.1)
+        ctl.try_acquire("chat")  # callers queued
+        ctl.on_success("chat")
+    paced_at = rate(ctl)
+    ctl.on_rate_limited("chat", None)  # 1 of 7 since the cut: the noise's share
+    assert rate(ctl) == paced_at
+    for _ in range(2):
+        clock.advance(0.1)
+        ctl.on_rate_limited("chat", None)  # 3 of 9: above the noise, a limit again
+    cut = rate(ctl)
+    assert paced_at is not None and cut is not None and cut < paced_at
 
 
 def test_a_limit_is_not_taken_for_noise() -> None:
