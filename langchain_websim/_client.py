@@ -95,6 +95,11 @@ class WebsimClient:
             for name, ep in _wire.ENDPOINTS.items()
         }
         self._urls = {name: settings.base_url + ep.path for name, ep in _wire.ENDPOINTS.items()}
+        # Settings are checked at construction, but a headers dict edited in place before
+        # this client was made from it is not: checked here once, not on every send.
+        self._header_problems = {
+            name: _wire.header_problem(headers) for name, headers in self._request_headers.items()
+        }
         # One controller for every model and tool on this client, across loops and threads.
         self._rate = (
             RateController(
@@ -355,6 +360,9 @@ class WebsimClient:
         """Send the request once; what came back, or why nothing usable did."""
         endpoint = call.endpoint
         url = call.url
+        problem = self._header_problems[endpoint.name]
+        if problem is not None:
+            raise _transport.unsendable(endpoint, url, problem)
         call.attempts += 1
         headers = self._request_headers[endpoint.name]
         try:
@@ -387,8 +395,8 @@ class WebsimClient:
         self, call: Call, outcome: Outcome, parse: Callable[[int, str, str, bytes], T]
     ) -> T:
         """Tell the rate control, then parse; an unusable 2xx says how many attempts it took."""
-        if call.rate is not None:
-            call.rate.on_success(call.endpoint.name)
+        if call.rate is not None and call.rate.on_success(call.endpoint.name):
+            self._queues.wake(call.endpoint.name)  # the success made room for a waiting call
         assert outcome.status is not None
         try:
             return parse(outcome.status, call.url, outcome.content_type, outcome.body)

@@ -14,6 +14,7 @@ import asyncio
 import datetime
 import time
 import weakref
+from collections import deque
 from dataclasses import dataclass
 
 from langchain_websim import _wire
@@ -68,25 +69,119 @@ def rate_limited(call: Call, problem: str, retry_after: float | None = None) -> 
 
 
 class SlotQueues:
-    """Per event loop and endpoint, the callers waiting for a send slot, in arrival order.
-
-    Only the head of each queue polls the controller; the others wait on an ``asyncio.Lock``
-    (first come, first served) without waking.  Without it, N waiting callers would all
-    wake at every slot for one of them to get it: 10,000 concurrent calls spent their time
-    in wake-ups instead of requests.
-    """
+    """Per event loop and endpoint, the calls waiting for a send slot (a :class:`SlotQueue`)."""
 
     def __init__(self) -> None:
-        self._locks: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]
-        ] = weakref.WeakKeyDictionary()
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, SlotQueue]] = (
+            weakref.WeakKeyDictionary()
+        )
 
-    def lock(self, endpoint: str) -> asyncio.Lock:
-        by_endpoint = self._locks.setdefault(asyncio.get_running_loop(), {})
-        lock = by_endpoint.get(endpoint)
-        if lock is None:
-            lock = by_endpoint[endpoint] = asyncio.Lock()
-        return lock
+    def queue(self, rate: RateController, endpoint: str, max_pause: float) -> SlotQueue:
+        """The running loop's queue for ``endpoint``."""
+        by_endpoint = self._queues.setdefault(asyncio.get_running_loop(), {})
+        queue = by_endpoint.get(endpoint)
+        if queue is None:
+            queue = by_endpoint[endpoint] = SlotQueue(rate, endpoint, max_pause)
+        return queue
+
+    def wake(self, endpoint: str) -> None:
+        """A success made room: hand it out on the running loop, if calls wait there.
+
+        Calls waiting on other loops (the sync twins' background loop, other threads) are
+        not woken: they get their slots when the controller's next one comes due.
+        """
+        by_endpoint = self._queues.get(asyncio.get_running_loop())
+        queue = None if by_endpoint is None else by_endpoint.get(endpoint)
+        if queue is not None and queue.waiting:
+            queue.release()
+
+
+class SlotQueue:
+    """The calls of one loop waiting for a send slot on one endpoint, in arrival order.
+
+    Nobody polls: whoever frees slots (a success in the slow start, or the one timer set
+    for the controller's next slot) calls :meth:`release`, which hands every free slot to
+    the oldest waiting calls at once.  At once matters twice: 10,000 waiting calls must
+    not all wake for every slot (a wake-up each was the whole cost of a large batch), and
+    calls let go one loop turn apart stay spread out for good, where calls let go
+    together keep going in step with the service's answers (against a fast local server,
+    50 calls started over 15 ms instead of at once took 4-9 % longer for all of their
+    2,000 requests).
+    """
+
+    def __init__(self, rate: RateController, endpoint: str, max_pause: float) -> None:
+        self.rate = rate
+        self.endpoint = endpoint
+        self.max_pause = max_pause  # a longer Retry-After pause fails the calls at once
+        self.waiting: deque[_Waiter] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def wait(self, call: Call, deadline: float, deadline_after: float) -> None:
+        """Wait in line for a slot; ``deadline`` is on ``time.perf_counter``."""
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(_Waiter(call, slot, deadline))
+        if len(self.waiting) == 1:
+            self.release()  # the first in line: ask the controller when its slot comes
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
+                await slot
+        except TimeoutError:
+            raise _past_deadline(call, deadline_after, self.rate) from None
+        finally:
+            slot.cancel()  # a no-op once granted; otherwise ``release`` skips it
+
+    def release(self) -> None:
+        """Give every free slot to the oldest waiting calls; set a timer for the next."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        rate, waiting = self.rate, self.waiting
+        while waiting:
+            slot = waiting[0].slot
+            if slot.done():  # timed out or cancelled while waiting
+                waiting.popleft()
+                continue
+            pause = rate.pause(self.endpoint)
+            if pause is not None and pause.until - rate.now() > self.max_pause:
+                self._fail_all(pause)
+                return
+            wait = rate.try_acquire(self.endpoint)
+            if wait > 0.0:
+                self._fail_late(time.perf_counter() + wait)
+                if waiting:
+                    loop = asyncio.get_running_loop()
+                    self._timer = loop.call_later(wait, self.release)
+                return
+            waiting.popleft()
+            slot.set_result(None)
+
+    def _fail_late(self, earliest: float) -> None:
+        """The next slot comes at ``earliest`` at best: calls at the front of the line whose
+        deadline is before it fail now rather than wait for nothing.  Only the front is
+        scanned (deadlines mostly follow arrival): a call further back whose deadline
+        passes still fails then, by its own timeout."""
+        for waiter in self.waiting:
+            if waiter.slot.done():
+                continue
+            if waiter.deadline >= earliest:
+                return
+            deadline_after = waiter.deadline - waiter.call.started
+            waiter.slot.set_exception(_past_deadline(waiter.call, deadline_after, self.rate))
+
+    def _fail_all(self, pause: Pause) -> None:
+        """A pause longer than the calls may wait: every one in line fails now."""
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.slot.done():
+                error = paused_too_long(waiter.call, self.rate, pause, self.max_pause)
+                waiter.slot.set_exception(error)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    call: Call
+    slot: asyncio.Future[None]  # done: granted, failed, or given up by the caller
+    deadline: float  # on time.perf_counter
 
 
 async def await_slot(
@@ -95,40 +190,16 @@ async def await_slot(
     """Wait until the rate controller has a send slot; this wait is not an attempt."""
     rate, name = call.rate, call.endpoint.name
     assert rate is not None
-    queue = queues.lock(name)
-    if not queue.locked() and rate.try_acquire(name) == 0.0:
+    queue = queues.queue(rate, name, max_pause)
+    if not queue.waiting and rate.try_acquire(name) == 0.0:
         return  # nobody waiting and a slot free: the common case costs one check
     started = time.perf_counter()
-    deadline = call.started + deadline_after
     try:
-        async with asyncio.timeout(max(0.0, deadline - started)):
-            await queue.acquire()
-    except TimeoutError:
-        raise _past_deadline(call, deadline_after, rate) from None
-    try:
-        await _poll(call, rate, deadline, deadline_after, max_pause)
+        await queue.wait(call, call.started + deadline_after, deadline_after)
     finally:
-        queue.release()
         waited = time.perf_counter() - started
         call.waited += waited
         rate.record_wait(name, waited)
-
-
-async def _poll(
-    call: Call, rate: RateController, deadline: float, deadline_after: float, max_pause: float
-) -> None:
-    """The head of the queue: ask for a slot, sleep as long as the controller says, again."""
-    name = call.endpoint.name
-    while True:
-        pause = rate.pause(name)
-        if pause is not None and pause.until - rate.now() > max_pause:
-            raise paused_too_long(call, rate, pause, max_pause)
-        wait = rate.try_acquire(name)
-        if wait <= 0.0:
-            return
-        if time.perf_counter() + wait > deadline:
-            raise _past_deadline(call, deadline_after, rate)
-        await asyncio.sleep(wait)
 
 
 def paused_too_long(

@@ -125,20 +125,26 @@ class RateController:
 
     # --------------------------------------------------------------- outcomes
 
-    def on_success(self, endpoint: str) -> None:
-        """Record a success; while callers are queued, ramp the rate up."""
+    def on_success(self, endpoint: str) -> bool:
+        """Record a success; while callers are queued, ramp the rate up.
+
+        Returns True when the success made room for one more send at once (the slow start
+        grows by one send per success): a caller waiting for a slot may go now.
+        """
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
             self._answered(st, now, refused=False)
             st.last_success = now
             message = None
-            if st.phase is Phase.SLOW_START:
+            room = st.phase is Phase.SLOW_START
+            if room:
                 st.slow_start.successes += 1
             elif st.phase is Phase.PACED and self._queued(st, now):
                 message = self._grow(st, endpoint, now)
             st.grown_at = now
         _log(logging.INFO, message)
+        return room
 
     def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None:
         """Record a 429: honour ``Retry-After`` and, unless it is noise, cut the rate."""

@@ -67,7 +67,9 @@ async def post(
     body: bytes,
     proxy: str | None,
 ) -> HttpAnswer:
-    _check_sendable(session, endpoint, url, headers)
+    """One POST; the caller checked ``headers`` beforehand (:func:`unsendable`)."""
+    if session.closed:  # closed while this call waited (a backoff, a rate-control slot)
+        raise client_closed()
     # aiohttp warns (ResourceWarning) about bytes bodies over 1 MiB, which chat bodies with
     # images reach; a fresh BytesIO per attempt is sent the same, in chunks.
     data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY else body
@@ -85,22 +87,16 @@ async def post(
         raise
 
 
-def _check_sendable(
-    session: aiohttp.ClientSession, endpoint: _wire.Endpoint, url: str, headers: Mapping[str, str]
-) -> None:
-    """Refuse, before anything is sent, what aiohttp would refuse in its own words."""
-    if session.closed:  # closed while this call waited (a backoff, a rate-control slot)
-        raise client_closed()
-    # Settings are checked at construction; a headers dict edited in place afterwards is
-    # not, and aiohttp's bare ValueError would name no header (and escape the image tool).
-    problem = _wire.header_problem(headers)
-    if problem is not None:
-        raise WebsimConnectionError(
-            f"the request was not sent: {problem}",
-            url=url,
-            endpoint=endpoint.name,
-            reason="headers",
-        )
+def unsendable(endpoint: _wire.Endpoint, url: str, problem: str) -> WebsimConnectionError:
+    """What a call raises, unsent, for request headers with ``problem``
+    (``_wire.header_problem``): aiohttp would refuse them with a bare ValueError that
+    names no header (and escapes the image tool)."""
+    return WebsimConnectionError(
+        f"the request was not sent: {problem}",
+        url=url,
+        endpoint=endpoint.name,
+        reason="headers",
+    )
 
 
 def client_closed() -> RuntimeError:

@@ -447,3 +447,27 @@ def test_dumpd_load_round_trip() -> None:
     assert isinstance(loaded, ChatWebsim)
     assert loaded.asdict() == llm.asdict()
     assert (loaded.stop, loaded.max_retries) == (["END"], 0)
+
+
+def test_the_generate_methods_carry_their_own_signatures() -> None:
+    # langchain-core looks up whether ``_agenerate`` takes ``run_manager`` on every call;
+    # the signature is computed once at import, from the method itself.
+    import inspect
+
+    for name in ("_generate", "_agenerate"):
+        method = getattr(ChatWebsim, name)
+        assert "__signature__" in vars(method)
+        names = list(inspect.signature(method).parameters)
+        assert names == ["self", "messages", "stop", "run_manager", "kwargs"]
+        bound = inspect.signature(getattr(ChatWebsim(), name))
+        assert list(bound.parameters) == names[1:]
+
+
+def test_invocation_params_are_what_langchain_core_would_report() -> None:
+    from langchain_core.language_models import BaseChatModel
+
+    model = ChatWebsim(model="claude-3.5-sonnet", project_id="abc_def", aspect_ratio="16:9")
+    for stop, extra in ((None, {}), (["\n"], {"json_mode": True})):
+        ours = model._get_invocation_params(stop=stop, **extra)
+        assert ours == BaseChatModel._get_invocation_params(model, stop=stop, **extra)
+        assert ours["model"] == "claude-3.5-sonnet" and ours["_type"] == "websim-chat"
