@@ -19,12 +19,13 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   the service takes more, and once answers come they clock the growth: several clients
   sharing a limit overshoot it by one round trip's sends, not by a doubling every 20 ms.
   A service that never limits us is never paced for longer than the ramp (a fraction of
-  a second).  The first 429 is weak evidence (a random refusal would leave a tiny first
-  guess): the second one ends the slow start;
+  a second).  A lone 429 is weak evidence (cutting on random refusals would leave a tiny
+  first guess): two in a row, as a limit whose burst ran out answers, or one with
+  ``Retry-After``, end the slow start;
 * **unpaced**: ``unpaced_after`` answers came back accepted with no 429, or the budget
   passed ``unpaced_window`` without one: no pacing at all (no lock, no bucket) until a
   429 comes;
-* **paced**: the second 429 leaves the slow start with a guess (half of what was accepted
+* **paced**: the 429 that ends the slow start leaves a guess (half of what was accepted
   so far, a burst included, or of half the rate answers came at, if higher), doubled
   while callers queue until the next 429 measures the limit at a steady pace.  Then a
   429 cuts the rate to what the service accepted recently (at least by ``1 - cut_keep``;
@@ -32,10 +33,11 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   longer no 429 comes (and by a fixed step as well, so clients sharing a limit drift
   towards equal shares), and a rate crushed far below its recent peak climbs back
   quickly.  A series of cuts is judged on the ``judge_answers`` answers after the first
-  one's hold-off: if we slowed down clearly and the share of 429s did not fall (nor rise
-  more than ``noise_rise`` times: that is a limit that dropped), the 429s are noise that
-  does not depend on our pace (a limit shared with others, upstream trouble): the rate
-  goes back up, and later 429s cut only when their share rises clearly above the noise's;
+  one's hold-off: if we slowed down and the share of 429s did not fall (nor rise more
+  than ``noise_rise`` times: that is a limit that dropped), by more than chance moves a
+  share over so few answers, the 429s are noise that does not depend on our pace (a
+  limit shared with others, upstream trouble): the rate goes back up, and later 429s cut
+  only when their share since the last cut rises clearly above the noise's;
 * **paused**: a ``Retry-After`` holds every request to the endpoint until it passes (for
   at most ``max_pause`` seconds, the client's ``rate_limit_deadline``).
 
@@ -164,7 +166,7 @@ class RateController:
             self._answered(st, now, refused=True)
             if retry_after is not None:
                 self._start_pause(st, now, retry_after)
-            level, message = self._on_refusal(st, endpoint, now)
+            level, message = self._on_refusal(st, endpoint, now, retry_after is not None)
             if message is not None and not st.warned:
                 level = logging.WARNING  # the first change of an episode: said once
                 st.warned = True
@@ -296,10 +298,13 @@ class RateController:
         if st.series is not None:
             st.series.add(now, refused=refused)
 
-    def _on_refusal(self, st: EndpointState, endpoint: str, now: float) -> tuple[int, str | None]:
+    def _on_refusal(
+        self, st: EndpointState, endpoint: str, now: float, told: bool
+    ) -> tuple[int, str | None]:
         """What a 429 does to the rate: a cut, nothing (hold-off, noise), or the verdict that
-        the 429s are noise.  Returns the log level and line."""
-        if st.phase is Phase.SLOW_START and self._weak(st):
+        the 429s are noise (``told``: it came with a ``Retry-After``).  Returns the log
+        level and line."""
+        if st.phase is Phase.SLOW_START and not told and self._weak(st):
             return logging.INFO, None  # maybe noise: the next 429s decide
         if st.phase is Phase.PACED:
             if st.cut is not None and now < st.cut.hold_until:
@@ -314,10 +319,14 @@ class RateController:
         return logging.INFO, self._cut(st, endpoint, now)
 
     def _weak(self, st: EndpointState) -> bool:
-        """Whether a 429 in the slow start is too weak to cut on: the first one is (a
-        random refusal would leave a tiny first guess, while a limit refuses again at
-        once).  The slow start stopped growing in time at the first answer."""
-        return st.answers.refused == 1
+        """Whether a 429 in the slow start is too weak to cut on: one that did not follow
+        another 429 is.  A limit whose burst ran out refuses every request the slow start
+        sends beyond it, so its 429s come in a row; random refusals come one at a time,
+        and cutting on the second of them, a few answers in, would leave a tiny first
+        guess.  (A 429 with ``Retry-After`` is never weak: the service said it limits us.)
+        The slow start stopped growing in time at the first answer."""
+        recent = st.answers.recent
+        return len(recent) < 2 or not recent[-2]
 
     def _verdict(self, st: EndpointState) -> Window | None:
         """The cuts since the series began, once enough answers came after them: the
@@ -332,16 +341,33 @@ class RateController:
         if st.noise is not None or before is None or st.bucket is None:
             return Window(opened=after.opened)
         slowed = after.pace <= tune.noise_slowdown * before.pace
-        kept = after.share >= max(tune.min_noise, tune.noise_keep * before.share)
         # Noise refuses the same share at any pace; a share that rose as we slowed is a
         # limit that dropped (S4), which the cuts follow down.
-        kept = kept and after.share <= tune.noise_rise * before.share
-        noise = slowed and kept and after.share <= tune.max_noise
+        fell = after.share < tune.noise_keep * before.share
+        rose = after.share > tune.noise_rise * before.share
+        if before.answered >= tune.judge_answers:
+            # A share over 30 answers is 3 +- 1.6 429s at 10 % noise: halving or doubling
+            # counts only when it is larger than chance.  A shorter window before (the
+            # first cut came early) keeps the plain ratios: too few answers to weigh.
+            chance = tune.noise_z * _spread(before, after)
+            fell = fell and before.share - after.share > chance
+            rose = rose and after.share - before.share > chance
+        noise = slowed and not fell and not rose
+        noise = noise and tune.min_noise <= after.share <= tune.max_noise
         return after if noise else Window(opened=after.opened)
 
     def _above_noise(self, st: EndpointState) -> bool:
+        """Whether 429s come clearly more often than the noise brings them, counted since
+        the last cut's hold-off: the answers before it hold the overshoot the cut already
+        answered, and counting them cut again on every random 429 that followed."""
         assert st.noise is not None
-        return st.answers.share(self.tuning.judge_answers) > st.noise + self.tuning.noise_margin
+        tune = self.tuning
+        start = st.cut.hold_until if st.cut is not None else -math.inf
+        since = st.answers.since(start, tune.judge_answers)
+        if since is None:
+            return False  # a lone 429 since: not a share
+        share = since.refused / max(since.answered, tune.noise_min_answers)
+        return share > st.noise + tune.noise_margin
 
     def _call_it_noise(self, st: EndpointState, endpoint: str, now: float, after: Window) -> str:
         """Slowing down did not lower the share of 429s: they come whatever our pace.
@@ -462,6 +488,13 @@ class RateController:
 
     def _recent_peak(self, st: EndpointState, now: float) -> float:
         return st.peak * math.exp(-(now - st.peak_at) / self.tuning.peak_decay)
+
+
+def _spread(first: Window, second: Window) -> float:
+    """The standard deviation of the difference of two windows' shares of 429s if both
+    came from one share (the pooled one): how far apart chance alone puts them."""
+    pooled = (first.refused + second.refused) / (first.answered + second.answered)
+    return math.sqrt(pooled * (1.0 - pooled) * (1.0 / first.answered + 1.0 / second.answered))
 
 
 def _log(level: int, message: str | None) -> None:

@@ -181,6 +181,14 @@ class Answers:
         tail = list(self.recent)[-len(times) :]
         return Window(times[0], times[-1], len(tail), sum(tail))
 
+    def since(self, start: float, count: int) -> Window | None:
+        """The last ``count`` answers that came after ``start``, or None with fewer than two."""
+        times = [t for t in list(self.times)[-count:] if t > start]
+        if len(times) < 2:
+            return None
+        tail = list(self.recent)[-len(times) :]
+        return Window(times[0], times[-1], len(tail), sum(tail))
+
     def share(self, last: int) -> float:
         """The share of 429s among the last ``last`` answers (0.0 with none)."""
         tail = list(self.recent)[-last:]

@@ -119,21 +119,30 @@ class RateTuning:
     # -- refusal noise: 429s that do not depend on our pace
     judge_answers: int = 30
     """Answers per window; the last two windows are compared to tell noise from a limit."""
-    noise_slowdown: float = 0.8
-    """The second window came at most this share of the first's pace (we slowed down) ..."""
+    noise_slowdown: float = 0.9
+    """The second window came at most this share of the first's pace (we slowed down; a
+    limit we were over refuses nothing once we are under it, so a cut's 10 % tells) ..."""
     noise_keep: float = 0.75
     """... and its share of 429s is still above this share of the first's: slowing down
     did not help, the 429s are noise; they are retried without slowing down."""
     noise_rise: float = 2.0
     """... and not above this many times the first's: a share that rose as we slowed is a
     limit that dropped, which the cuts follow down (not noise)."""
+    noise_z: float = 1.3
+    """With full windows, a share counts as fallen (or risen) only if it also moved by more
+    than this many standard deviations of chance: 30 answers at 10 % noise hold 3 +- 1.6
+    429s, so the ratios alone kept calling noise a limit (N2).  Not more: a limit whose
+    share halved over the same few answers must still count as one (S4)."""
     min_noise: float = 0.05
     """A share of 429s below this is never called noise (probing draws a few)."""
     max_noise: float = 0.5
     """A share of 429s above this is never taken for noise: it is a limit."""
     noise_margin: float = 0.15
-    """Once noise is known, a 429 cuts only when the recent share of 429s is above the
-    noise's by this much (the service also limits us now)."""
+    """Once noise is known, a 429 cuts only when the share of 429s since the last cut's
+    hold-off is above the noise's by this much (the service also limits us now) ..."""
+    noise_min_answers: float = 5.0
+    """... that share counted over at least this many answers (two 429s right after a cut
+    are not a share of 100 %)."""
 
     # -- what is logged
     episode_quiet: float = 60.0

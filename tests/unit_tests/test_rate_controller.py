@@ -16,6 +16,7 @@ import pytest
 
 from langchain_websim import _rate
 from langchain_websim._rate import EndpointRateState, Phase, RateController
+from langchain_websim._rate_endpoint import Bucket, Cut, EndpointState, Series, Window
 
 
 class FakeClock:
@@ -166,15 +167,26 @@ def test_one_overshoot_cuts_once(ctl: RateController, clock: FakeClock) -> None:
     assert ctl.state()["chat"].rate_limited == limited + 1
 
 
-def test_one_429_in_the_slow_start_is_weak_evidence(ctl: RateController) -> None:
-    # A random refusal first must not leave a tiny guess; a limit refuses again at once.
+def test_lone_429s_in_the_slow_start_are_weak_evidence(ctl: RateController) -> None:
+    # Random refusals must not leave a tiny guess: they come one at a time, while a limit
+    # whose burst ran out refuses again at once.
     sent = [ctl.try_acquire("chat") for _ in range(int(TUNE.initial_window))]
     assert sent == [0.0] * int(TUNE.initial_window)
+    for _ in range(3):
+        ctl.on_rate_limited("chat", None)
+        assert ctl.state()["chat"].phase is Phase.SLOW_START and rate(ctl) is None
+        ctl.on_success("chat")
     ctl.on_rate_limited("chat", None)
-    assert ctl.state()["chat"].phase is Phase.SLOW_START and rate(ctl) is None
-    ctl.on_success("chat")
-    ctl.on_rate_limited("chat", None)
+    ctl.on_rate_limited("chat", None)  # two in a row: a limit
     assert ctl.state()["chat"].phase is Phase.PACED and rate(ctl) is not None
+
+
+def test_a_retry_after_ends_the_slow_start_at_once(ctl: RateController) -> None:
+    # The service said it limits us: no second 429 is needed.
+    ctl.try_acquire("chat")
+    ctl.on_success("chat")
+    ctl.on_rate_limited("chat", 1.0)
+    assert ctl.state()["chat"].pace is not None
 
 
 def test_after_the_first_answer_the_budget_doubles_no_faster_than_it_came(
@@ -268,6 +280,68 @@ def test_429s_that_slowing_down_does_not_reduce_are_noise(
     # No collapse: after the verdict the pace climbs back instead of being cut further.
     lowest = min(r for r in rates if r > 0)
     assert state.rate is None or state.rate > 4 * lowest
+
+
+def judged_noise(before: tuple[float, int], after: tuple[float, int]) -> bool:
+    """The verdict on a series of cuts: 30 answers before it, 30 after its hold-off, each
+    given as (answers per second, 429s among them)."""
+    (before_pace, before_refused), (after_pace, after_refused) = before, after
+    st = EndpointState(created=0.0, phase=Phase.PACED)
+    st.bucket = Bucket(rate=after_pace, tokens=0.0, updated=0.0)
+    first = Window(0.0, 30 / before_pace, 30, before_refused)
+    st.series = Series(before_pace, 10.0, first, Window(10.0, 10.0 + 30 / after_pace, 30))
+    assert st.series.after is not None
+    st.series.after.refused = after_refused
+    verdict = RateController(clock=FakeClock())._verdict(st)
+    assert verdict is not None
+    return verdict.answered > 0
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "noise"),
+    [
+        # 10 % noise: 4 then 2 of 30 is chance (the plain ratio, 0.5, says "fell").
+        ((10.0, 4), (8.5, 2), True),
+        # 2 then 5 of 30 is chance as well (the plain ratio, 2.5, says "rose").
+        ((10.0, 2), (8.5, 5), True),
+        # 12 then 2 of 30: slowing down clearly helped: a limit.
+        ((10.0, 12), (8.5, 2), False),
+        # 2 then 12 of 30: the share rose clearly as we slowed: a limit that dropped.
+        ((10.0, 2), (8.5, 12), False),
+        # The same share without slowing down: nothing learned, not noise.
+        ((10.0, 4), (9.5, 4), False),
+    ],
+)
+def test_a_share_of_429s_moves_only_when_it_moves_by_more_than_chance(
+    before: tuple[float, int], after: tuple[float, int], noise: bool
+) -> None:
+    assert judged_noise(before, after) is noise
+
+
+def test_known_noise_is_counted_after_the_last_cut(clock: FakeClock) -> None:
+    # Noise known (10 %), then an overshoot: 10 of 30 answers refused, which a cut
+    # answered.  Those 429s are not counted against the random 429s that follow it.
+    ctl = RateController(clock=clock)
+    st = EndpointState(created=0.0, phase=Phase.PACED, noise=0.1)
+    st.bucket = Bucket(rate=10.0, tokens=0.0, updated=clock.now)
+    ctl._endpoints["chat"] = st
+    for i in range(30):
+        clock.advance(0.1)
+        st.answers.add(clock.now, refused=i % 3 == 0)
+    st.cut = Cut(at=clock.now, hold_until=clock.now + 0.2)
+    clock.advance(0.3)
+    for _ in range(6):
+        clock.advance(0.1)
+        ctl.try_acquire("chat")  # callers queued
+        ctl.on_success("chat")
+    paced_at = rate(ctl)
+    ctl.on_rate_limited("chat", None)  # 1 of 7 since the cut: the noise's share
+    assert rate(ctl) == paced_at
+    for _ in range(2):
+        clock.advance(0.1)
+        ctl.on_rate_limited("chat", None)  # 3 of 9: above the noise, a limit again
+    cut = rate(ctl)
+    assert paced_at is not None and cut is not None and cut < paced_at
 
 
 def test_a_limit_is_not_taken_for_noise() -> None:
