@@ -215,10 +215,12 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
     def _get_invocation_params(
         self, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        # What langchain-core's own version returns (``self.dict()``, the stop sequences,
-        # the call's arguments), built directly: it goes through ``dict()`` inside a
-        # warnings filter, a few microseconds on every call for a dict of four fields.
-        return {**self._identifying_params, "_type": self._llm_type, "stop": stop, **kwargs}
+        # langchain-core's version calls the deprecated ``dict()`` inside a warnings filter
+        # on every call (a few microseconds), so that a subclass overriding ``dict()``
+        # still has its say; only such a subclass needs that path.
+        if type(self).dict is not BaseChatModel.dict:
+            return super()._get_invocation_params(stop=stop, **kwargs)
+        return {**self.asdict(), "stop": stop, **kwargs}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(

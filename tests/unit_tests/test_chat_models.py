@@ -471,3 +471,14 @@ def test_invocation_params_are_what_langchain_core_would_report() -> None:
         ours = model._get_invocation_params(stop=stop, **extra)
         assert ours == BaseChatModel._get_invocation_params(model, stop=stop, **extra)
         assert ours["model"] == "claude-3.5-sonnet" and ours["_type"] == "websim-chat"
+
+
+def test_a_subclass_overriding_dict_still_shapes_the_invocation_params() -> None:
+    class Labelled(ChatWebsim):
+        def dict(self, **kwargs: Any) -> dict[str, Any]:
+            return {**super().asdict(), "label": "mine"}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # langchain-core deprecates dict()
+        params = Labelled()._get_invocation_params(stop=None)
+    assert params["label"] == "mine" and params["_type"] == "websim-chat"
