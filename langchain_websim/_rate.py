@@ -36,8 +36,9 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   one's hold-off: if we slowed down and the share of 429s did not fall (nor rise more
   than ``noise_rise`` times: that is a limit that dropped), by more than chance moves a
   share over so few answers, the 429s are noise that does not depend on our pace (a
-  limit shared with others, upstream trouble): the rate goes back up, and later 429s cut
-  only when their share since the last cut rises clearly above the noise's;
+  limit shared with others, upstream trouble; told apart in ``_rate_noise``): the rate
+  goes back up, and later 429s cut only when their share since the last cut rises
+  clearly above the noise's;
 * **paused**: a ``Retry-After`` holds every request to the endpoint until it passes (for
   at most ``max_pause`` seconds, the client's ``rate_limit_deadline``).
 
@@ -62,6 +63,7 @@ from langchain_websim._rate_endpoint import (
     Series,
     Window,
 )
+from langchain_websim._rate_noise import above_noise, verdict
 from langchain_websim._rate_tuning import DEFAULT_TUNING, Phase, RateTuning
 
 logger = logging.getLogger("langchain_websim")
@@ -309,12 +311,12 @@ class RateController:
         if st.phase is Phase.PACED:
             if st.cut is not None and now < st.cut.hold_until:
                 return logging.INFO, None  # the rest of an overshoot the cut already answered
-            verdict = self._verdict(st)
-            if verdict is not None:
+            judged = verdict(st, self.tuning)
+            if judged is not None:
                 st.series = None
-                if verdict.answered:
-                    return logging.INFO, self._call_it_noise(st, endpoint, now, verdict)
-            if st.noise is not None and not self._above_noise(st):
+                if judged.answered:
+                    return logging.INFO, self._call_it_noise(st, endpoint, now, judged)
+            if st.noise is not None and not above_noise(st, self.tuning):
                 return logging.INFO, None  # as many 429s as the noise brings anyway
         return logging.INFO, self._cut(st, endpoint, now)
 
@@ -327,47 +329,6 @@ class RateController:
         The slow start stopped growing in time at the first answer."""
         recent = st.answers.recent
         return len(recent) < 2 or not recent[-2]
-
-    def _verdict(self, st: EndpointState) -> Window | None:
-        """The cuts since the series began, once enough answers came after them: the
-        window after them if they did not lower the share of 429s although we slowed down
-        clearly (noise: a limit refuses less when asked less), an empty window if they did;
-        None while too few answers came."""
-        tune = self.tuning
-        series = st.series
-        if series is None or series.after is None or series.after.answered < tune.judge_answers:
-            return None
-        after, before = series.after, series.before
-        if st.noise is not None or before is None or st.bucket is None:
-            return Window(opened=after.opened)
-        slowed = after.pace <= tune.noise_slowdown * before.pace
-        # Noise refuses the same share at any pace; a share that rose as we slowed is a
-        # limit that dropped (S4), which the cuts follow down.
-        fell = after.share < tune.noise_keep * before.share
-        rose = after.share > tune.noise_rise * before.share
-        if before.answered >= tune.judge_answers:
-            # A share over 30 answers is 3 +- 1.6 429s at 10 % noise: halving or doubling
-            # counts only when it is larger than chance.  A shorter window before (the
-            # first cut came early) keeps the plain ratios: too few answers to weigh.
-            chance = tune.noise_z * _spread(before, after)
-            fell = fell and before.share - after.share > chance
-            rose = rose and after.share - before.share > chance
-        noise = slowed and not fell and not rose
-        noise = noise and tune.min_noise <= after.share <= tune.max_noise
-        return after if noise else Window(opened=after.opened)
-
-    def _above_noise(self, st: EndpointState) -> bool:
-        """Whether 429s come clearly more often than the noise brings them, counted since
-        the last cut's hold-off: the answers before it hold the overshoot the cut already
-        answered, and counting them cut again on every random 429 that followed."""
-        assert st.noise is not None
-        tune = self.tuning
-        start = st.cut.hold_until if st.cut is not None else -math.inf
-        since = st.answers.since(start, tune.judge_answers)
-        if since is None:
-            return False  # a lone 429 since: not a share
-        share = since.refused / max(since.answered, tune.noise_min_answers)
-        return share > st.noise + tune.noise_margin
 
     def _call_it_noise(self, st: EndpointState, endpoint: str, now: float, after: Window) -> str:
         """Slowing down did not lower the share of 429s: they come whatever our pace.
@@ -488,13 +449,6 @@ class RateController:
 
     def _recent_peak(self, st: EndpointState, now: float) -> float:
         return st.peak * math.exp(-(now - st.peak_at) / self.tuning.peak_decay)
-
-
-def _spread(first: Window, second: Window) -> float:
-    """The standard deviation of the difference of two windows' shares of 429s if both
-    came from one share (the pooled one): how far apart chance alone puts them."""
-    pooled = (first.refused + second.refused) / (first.answered + second.answered)
-    return math.sqrt(pooled * (1.0 - pooled) * (1.0 / first.answered + 1.0 / second.answered))
 
 
 def _log(level: int, message: str | None) -> None:

@@ -3,7 +3,7 @@ start's budget, the answers it has seen (rates, shares of 429s, windows), the la
 the cuts being judged, and a ``Retry-After`` pause.
 
 Plain records with the small arithmetic that belongs to each; every decision (when to cut,
-by how much, what is noise) is the controller's, in ``_rate``.
+by how much, what is noise) is the controller's, in ``_rate`` and ``_rate_noise``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from langchain_websim import _rate
+from langchain_websim import _rate, _rate_noise
 from langchain_websim._rate import EndpointRateState, Phase, RateController
 from langchain_websim._rate_endpoint import Bucket, Cut, EndpointState, Series, Window
 
@@ -292,7 +292,7 @@ def judged_noise(before: tuple[float, int], after: tuple[float, int]) -> bool:
     st.series = Series(before_pace, 10.0, first, Window(10.0, 10.0 + 30 / after_pace, 30))
     assert st.series.after is not None
     st.series.after.refused = after_refused
-    verdict = RateController(clock=FakeClock())._verdict(st)
+    verdict = _rate_noise.verdict(st, TUNE)
     assert verdict is not None
     return verdict.answered > 0
 
