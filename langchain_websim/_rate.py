@@ -32,13 +32,17 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   one overshoot cuts once); while callers are queued the rate probes upward, faster the
   longer no 429 comes (and by a fixed step as well, so clients sharing a limit drift
   towards equal shares), and a rate crushed far below its recent peak climbs back
-  quickly.  A series of cuts is judged on the ``judge_answers`` answers after the first
-  one's hold-off: if we slowed down and the share of 429s did not fall (nor rise more
-  than ``noise_rise`` times: that is a limit that dropped), by more than chance moves a
-  share over so few answers, the 429s are noise that does not depend on our pace (a
-  limit shared with others, upstream trouble; told apart in ``_rate_noise``): the rate
-  goes back up, and later 429s cut only when their share since the last cut rises
-  clearly above the noise's;
+  quickly.  429s may be noise that does not depend on our pace (a limit shared with
+  others, upstream trouble), told apart in ``_rate_noise`` by what slowing down does: a
+  limit that refused us has proved, by what it accepted in the next seconds, a rate below
+  which it refuses nothing, so a 429 that comes while we pace clearly below it does not
+  cut, and such 429s are noise as soon as they weigh enough (a sequential test); and a
+  series of cuts is judged
+  on the ``judge_answers`` answers after the first one's hold-off: if we slowed down and
+  the share of 429s did not fall (nor rise more than ``noise_rise`` times: that is a
+  limit that dropped), by more than chance moves a share over so few answers, they are
+  noise too.  Then the rate goes back up, and later 429s cut only when their share since
+  the last cut rises clearly above the noise's;
 * **paused**: a ``Retry-After`` holds every request to the endpoint until it passes (for
   at most ``max_pause`` seconds, the client's ``rate_limit_deadline``).
 
@@ -63,7 +67,7 @@ from langchain_websim._rate_endpoint import (
     Series,
     Window,
 )
-from langchain_websim._rate_noise import above_noise, verdict
+from langchain_websim._rate_noise import above_noise, below_proven, evident, verdict, weigh
 from langchain_websim._rate_tuning import DEFAULT_TUNING, Phase, RateTuning
 
 logger = logging.getLogger("langchain_websim")
@@ -299,25 +303,35 @@ class RateController:
         st.slow_start.answered(now)
         if st.series is not None:
             st.series.add(now, refused=refused)
+        weigh(st, now, self.tuning, refused=refused)
 
     def _on_refusal(
         self, st: EndpointState, endpoint: str, now: float, told: bool
     ) -> tuple[int, str | None]:
-        """What a 429 does to the rate: a cut, nothing (hold-off, noise), or the verdict that
-        the 429s are noise (``told``: it came with a ``Retry-After``).  Returns the log
-        level and line."""
+        """What a 429 does to the rate: a cut, nothing (hold-off, noise, below the proven
+        rate), or the verdict that the 429s are noise, from the sequential test or the
+        series' (``told``: it came with a ``Retry-After``).  Returns the log level and
+        line."""
         if st.phase is Phase.SLOW_START and not told and self._weak(st):
             return logging.INFO, None  # maybe noise: the next 429s decide
         if st.phase is Phase.PACED:
             if st.cut is not None and now < st.cut.hold_until:
                 return logging.INFO, None  # the rest of an overshoot the cut already answered
+            noise = evident(st, self.tuning)
+            if noise is not None:
+                st.series = None
+                why = "429s kept coming below the rate the service accepted after refusing us"
+                return logging.INFO, self._call_it_noise(st, endpoint, now, noise, why)
             judged = verdict(st, self.tuning)
             if judged is not None:
                 st.series = None
                 if judged.answered:
-                    return logging.INFO, self._call_it_noise(st, endpoint, now, judged)
+                    why = "slowing down did not reduce the share of 429s"
+                    return logging.INFO, self._call_it_noise(st, endpoint, now, judged, why)
             if st.noise is not None and not above_noise(st, self.tuning):
                 return logging.INFO, None  # as many 429s as the noise brings anyway
+            if st.noise is None and below_proven(st, now, self.tuning):
+                return logging.INFO, None  # a limit refuses nothing here: weighed, not cut
         return logging.INFO, self._cut(st, endpoint, now)
 
     def _weak(self, st: EndpointState) -> bool:
@@ -330,9 +344,11 @@ class RateController:
         recent = st.answers.recent
         return len(recent) < 2 or not recent[-2]
 
-    def _call_it_noise(self, st: EndpointState, endpoint: str, now: float, after: Window) -> str:
-        """Slowing down did not lower the share of 429s: they come whatever our pace.
-        Stop cutting for them and go back up."""
+    def _call_it_noise(
+        self, st: EndpointState, endpoint: str, now: float, after: Window, why: str
+    ) -> str:
+        """Slowing down did not stop the 429s (``why``, in words): they come whatever our
+        pace.  Stop cutting for them and go back up."""
         assert st.bucket is not None
         st.noise = after.share
         # The pace at which what got through would have got through with the noise alone;
@@ -341,8 +357,8 @@ class RateController:
         self._set_rate(st, now, st.bucket.rate / (1.0 - st.noise))
         st.relearning = True
         return (
-            f"Websim {endpoint}: slowing down did not reduce the share of 429s "
-            f"({100 * st.noise:.0f} %): they do not depend on our pace; pace back to "
+            f"Websim {endpoint}: {why} ({100 * st.noise:.0f} %): they do not depend on "
+            f"our pace; pace back to "
             f"{st.bucket.rate:.2f}/s and doubling while calls queue; such 429s are retried "
             "without slowing down"
         )

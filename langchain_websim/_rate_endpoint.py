@@ -1,6 +1,6 @@
 """What the rate controller knows about one endpoint: its phase, its token bucket, the slow
 start's budget, the answers it has seen (rates, shares of 429s, windows), the last cut and
-the cuts being judged, and a ``Retry-After`` pause.
+the cuts being judged, the evidence weighed for noise, and a ``Retry-After`` pause.
 
 Plain records with the small arithmetic that belongs to each; every decision (when to cut,
 by how much, what is noise) is the controller's, in ``_rate`` and ``_rate_noise``.
@@ -8,6 +8,7 @@ by how much, what is noise) is the controller's, in ``_rate`` and ``_rate_noise`
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ __all__ = [
     "Cut",
     "EndpointRateState",
     "EndpointState",
+    "Evidence",
     "Pause",
     "Series",
     "SlowStart",
@@ -194,6 +196,21 @@ class Answers:
         tail = list(self.recent)[-last:]
         return sum(tail) / len(tail) if tail else 0.0
 
+    def accepted_after_refusals(
+        self, now: float, since: float, span: float, horizon: float
+    ) -> float:
+        """The highest rate of successes counted from a 429 to ``now``, over 429s that came
+        after ``since``, at least ``span`` and at most ``horizon`` seconds ago (0.0: none)."""
+        successes = list(self.successes)
+        best = 0.0
+        for refused_at in self.refusals:
+            elapsed = now - refused_at
+            if refused_at <= since or not span <= elapsed <= horizon:
+                continue
+            after = len(successes) - bisect.bisect_right(successes, refused_at)
+            best = max(best, after / elapsed)
+        return best
+
     def rates(self, now: float, window: float, span: float) -> tuple[float, float]:
         """Per second over ``window`` (counted over ``span``): (accepted, all answers)."""
         accepted = sum(1 for t in self.successes if t > now - window)
@@ -228,6 +245,55 @@ class Series:
 
 
 @dataclass(slots=True)
+class Evidence:
+    """The sequential test for noise: the rate the service proved it accepts, and what the
+    answers that came while we paced clearly below it weigh, since the weight was last nil."""
+
+    proven: float = 0.0
+    """Requests/s the service accepted in the seconds after refusing us (0.0: not known)."""
+    proven_since: float = -math.inf
+    """429s before this time prove nothing any more (the limit dropped since)."""
+    score: float = 0.0
+    """The log-likelihood ratio of the answers weighed, noise against a limit; never below
+    0 (a CUSUM: evidence for a limit clears the slate instead of piling up)."""
+    refusals: int = 0
+    """429s among the answers weighed since the score was last 0."""
+    since: Window | None = None
+    """Every answer since the first of those, weighed or not (noise refuses its share in a
+    cut's hold-off too, where the answers are not weighed): the share of 429s it brings."""
+    run: int = 0
+    """429s in a row, whatever the pace."""
+
+    def note(self, now: float, *, refused: bool) -> None:
+        """Count one answer, weighed or not."""
+        self.run = self.run + 1 if refused else 0
+        if self.since is not None:
+            self.since.add(now, refused=refused)
+
+    def add(self, now: float, *, refused: bool, weight: float) -> None:
+        """Weigh the answer just noted (``weight``: its log-likelihood ratio)."""
+        if self.since is None:
+            self.since = Window(opened=now)
+            self.since.add(now, refused=refused)
+        self.score += weight
+        self.refusals += refused
+        if self.score <= 0.0:
+            self.clear()
+
+    def clear(self) -> None:
+        """Forget the answers weighed."""
+        self.score = 0.0
+        self.refusals = 0
+        self.since = None
+
+    def void(self, now: float) -> None:
+        """Forget the proven rate as well: only 429s after ``now`` prove one again."""
+        self.proven = 0.0
+        self.proven_since = now
+        self.clear()
+
+
+@dataclass(slots=True)
 class EndpointState:
     """Everything the controller knows about one endpoint."""
 
@@ -238,6 +304,7 @@ class EndpointState:
     answers: Answers = field(default_factory=Answers)
     cut: Cut | None = None
     series: Series | None = None  # the cuts being judged
+    evidence: Evidence = field(default_factory=Evidence)  # the sequential test for noise
     pause: Pause | None = None
     noise: float | None = None  # the share of 429s that comes whatever our pace
     relearning: bool = False  # the rate is a guess: double it while queued until a 429

@@ -143,6 +143,36 @@ class RateTuning:
     noise_min_answers: float = 5.0
     """... that share counted over at least this many answers (two 429s right after a cut
     are not a share of 100 %)."""
+    proven_span: float = 1.0
+    """A 429 from a token bucket means its bucket is empty: what it accepts from then on
+    comes at its rate (one token more at most).  The successes counted from a 429 to a later
+    one, over at least this many seconds, prove a rate the service accepts.  Not longer:
+    the noise must not have cut the pace before a rate is proven (2 s: N2 1.08 x ideal in
+    the simulation instead of 1.02 x).  Answers to requests sent before the 429 count too,
+    so a model that answers after seconds makes the proven rate run high: more 429s are
+    weighed, and the run of 429s in a row, the four 429s and the share of at most
+    ``max_noise`` are what keeps a limit from passing for noise then ..."""
+    proven_horizon: float = 5.0
+    """... counted from the 429s of at most this many seconds ago."""
+    under_proven: float = 0.85
+    """Answers that come while we pace below this share of the proven rate (after a cut's
+    hold-off) are weighed, and a 429 among them does not cut: a limit refuses none of
+    them, noise its share.  Not closer to 1: the proven rate can be over the limit by one
+    token per ``proven_span``."""
+    limit_share: float = 0.02
+    """The share of 429s a limit is taken to bring below its proven rate (a waker's lateness,
+    another client taking a share) ..."""
+    noise_share: float = 0.1
+    """... and noise: each answer weighs the log-likelihood ratio of the two (a 429 +1.6, a
+    success -0.09), so the weight grows while more than 5 % of the answers are 429s."""
+    noise_evidence: float = 3.0
+    """The weight at which 429s below the proven rate are called noise (odds of 20 to 1) ..."""
+    noise_refusals: int = 4
+    """... once at least this many 429s came among them: two or three 429s in a few answers
+    are what a limit shared with other clients brings when one of them speeds up (S5)."""
+    limit_run: int = 3
+    """429s in a row (a limit refusing everything sent beyond it; random ones come one at a
+    time): the limit dropped below what it proved before (S4), which no longer counts."""
 
     # -- what is logged
     episode_quiet: float = 60.0
@@ -160,10 +190,12 @@ class RateTuning:
                 raise ValueError(f"RateTuning.{spec.name} must be finite and > 0, got {value!r}")
         shares: tuple[str, ...] = ("cut_keep", "first_cut_keep")
         shares += ("noise_keep", "noise_margin", "noise_slowdown", "recover_share")
-        shares += ("first_cut_answered",)
+        shares += ("first_cut_answered", "under_proven", "limit_share", "noise_share")
         for name in (*shares, "min_noise", "max_noise"):
             if getattr(self, name) >= 1:
                 raise ValueError(f"RateTuning.{name} must be < 1, got {getattr(self, name)!r}")
+        if self.limit_share >= self.noise_share:
+            raise ValueError("RateTuning.limit_share must be below noise_share")
         if self.min_rate > self.max_rate:
             raise ValueError("RateTuning.min_rate must not exceed max_rate")
         if self.initial_window < 1 or self.burst < 1:

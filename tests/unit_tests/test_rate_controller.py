@@ -16,7 +16,7 @@ import pytest
 
 from langchain_websim import _rate, _rate_noise
 from langchain_websim._rate import EndpointRateState, Phase, RateController
-from langchain_websim._rate_endpoint import Bucket, Cut, EndpointState, Series, Window
+from langchain_websim._rate_endpoint import Answers, Bucket, Cut, EndpointState, Series, Window
 
 
 class FakeClock:
@@ -233,6 +233,7 @@ def test_tuning_is_per_controller_and_frozen(clock: FakeClock) -> None:
         ({"cut_keep": 1.5}, ValueError),
         ({"max_rate": math.inf}, ValueError),
         ({"burst": "2"}, TypeError),
+        ({"limit_share": 0.2}, ValueError),  # not below noise_share: weights turn around
     ],
 )
 def test_bad_tuning_is_refused(change: dict[str, object], error: type) -> None:
@@ -316,6 +317,131 @@ def test_a_share_of_429s_moves_only_when_it_moves_by_more_than_chance(
     before: tuple[float, int], after: tuple[float, int], noise: bool
 ) -> None:
     assert judged_noise(before, after) is noise
+
+
+def refused_then_accepted(clock: FakeClock, accepted: float, pace: float) -> RateController:
+    """A paced endpoint whose limit refused us once, then accepted ``accepted`` requests/s
+    for 2 s (a rate it proves at the next 429); a cut has slowed us to ``pace`` since, and
+    its hold-off is over."""
+    ctl = RateController(clock=clock)
+    st = EndpointState(created=clock.now, phase=Phase.PACED, logged_rate=pace)
+    st.bucket = Bucket(rate=pace, tokens=0.0, updated=clock.now)
+    ctl._endpoints["chat"] = st
+    st.answers.add(clock.now, refused=True)
+    st.last_refusal = clock.now
+    st.warned = True  # the cut announced the limiting episode
+    for _ in range(round(2 * accepted)):
+        clock.advance(1 / accepted)
+        st.answers.add(clock.now, refused=False)
+    st.cut = Cut(at=clock.now, hold_until=clock.now)
+    return ctl
+
+
+def test_429s_that_keep_coming_below_the_proven_rate_are_noise_within_a_few_answers(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The limit accepted 10/s after refusing us; paced at 6/s now, where it refuses nothing,
+    # every 5th answer is still a 429.  The series verdict needs 30 answers after a cut's
+    # hold-off; the sequential test decides at the 4th 429 below the proven rate.
+    ctl = refused_then_accepted(clock, accepted=10.0, pace=6.0)
+    answers = 0
+    with caplog.at_level(logging.INFO, logger="langchain_websim"):
+        while ctl.state()["chat"].noise is None and answers < 30:
+            wait = ctl.try_acquire("chat")
+            if wait > 0.0:
+                clock.advance(wait)  # callers queued: the pace is the bucket's
+                continue
+            answers += 1
+            if answers % 5 == 0:
+                ctl.on_rate_limited("chat", None)
+            else:
+                ctl.on_success("chat")
+    state = ctl.state()["chat"]
+    assert state.noise is not None and answers == 20, answers
+    # The share counted over every answer since the first one weighed (the 5th, a 429),
+    # those in the cuts' hold-offs included: 4 of 16.
+    assert state.noise == pytest.approx(4 / 16)
+    (said,) = [r for r in caplog.records if "kept coming below the rate" in r.getMessage()]
+    assert said.levelno == logging.INFO and "(25 %): they do not depend on" in said.getMessage()
+
+
+def test_a_429_below_the_proven_rate_is_weighed_not_cut(clock: FakeClock) -> None:
+    # Paced at 6/s, well below the 10/s the limit accepted after refusing us: it refuses
+    # nothing there, so the 429 is weighed as evidence of noise and the pace is kept.
+    below = refused_then_accepted(clock, accepted=10.0, pace=6.0)
+    below.on_rate_limited("chat", None)
+    assert rate(below) == 6.0
+    assert below._endpoints["chat"].evidence.refusals == 1
+    # At 9/s a limit that proved 10/s (within a token) may be what refused: that 429 cuts.
+    near = refused_then_accepted(clock, accepted=10.0, pace=9.0)
+    near.on_rate_limited("chat", None)
+    cut = rate(near)
+    assert cut is not None and cut < 9.0
+    assert near._endpoints["chat"].evidence.refusals == 0
+
+
+def weigh_all(st: EndpointState, clock: FakeClock, pattern: str) -> None:
+    """Weigh answers 0.1 s apart: "x" a 429, "." a success."""
+    for mark in pattern:
+        clock.advance(0.1)
+        st.answers.add(clock.now, refused=mark == "x")
+        _rate_noise.weigh(st, clock.now, TUNE, refused=mark == "x")
+
+
+def below_a_proven_rate(clock: FakeClock, pace: float) -> EndpointState:
+    ctl = refused_then_accepted(clock, accepted=10.0, pace=pace)
+    st = ctl._endpoints["chat"]
+    weigh_all(st, clock, "x")  # measures what the first 429 proved: 10/s
+    assert st.evidence.proven == pytest.approx(20 / 2.1)
+    return st
+
+
+def test_only_answers_paced_clearly_below_the_proven_rate_weigh(clock: FakeClock) -> None:
+    # 9/s is over 0.85 x 9.5/s: a limit may refuse there (it proved 9.5/s within a token),
+    # so its 429s tell nothing.
+    near = below_a_proven_rate(clock, pace=9.0)
+    weigh_all(near, clock, "...x" * 6)
+    assert near.evidence.score == 0.0 and _rate_noise.evident(near, TUNE) is None
+    # 8/s is under it: a limit refuses nothing there, and six 429s in 24 answers are noise
+    # (seven in 25, with the one that measured the proven rate).
+    below = below_a_proven_rate(clock, pace=8.0)
+    weigh_all(below, clock, "...x" * 6)
+    found = _rate_noise.evident(below, TUNE)
+    assert found is not None and (found.answered, found.refused) == (25, 7)
+
+
+def test_successes_below_the_proven_rate_clear_the_evidence(clock: FakeClock) -> None:
+    # A 429 now and then among many successes is a limit's probe, not noise's share: each
+    # one's weight is gone after 19 successes, so they never add up to a verdict.
+    st = below_a_proven_rate(clock, pace=8.0)
+    weigh_all(st, clock, ("." * 20 + "x") * 6)
+    assert st.evidence.refusals == 1 and _rate_noise.evident(st, TUNE) is None
+
+
+def test_429s_in_a_row_void_the_proven_rate(clock: FakeClock) -> None:
+    # A limit refusing everything sent beyond it, below what it accepted before: it dropped
+    # (S4).  What it proved no longer holds, so later 429s below it weigh nothing.
+    st = below_a_proven_rate(clock, pace=8.0)
+    weigh_all(st, clock, "..x.x")
+    assert st.evidence.score > 0.0
+    weigh_all(st, clock, "xx")
+    assert (st.evidence.proven, st.evidence.score) == (0.0, 0.0)
+    weigh_all(st, clock, ".x.x.x.x")
+    assert st.evidence.score == 0.0 and _rate_noise.evident(st, TUNE) is None
+
+
+def test_a_proven_rate_is_counted_from_a_429_over_at_least_a_span() -> None:
+    answers = Answers()
+    answers.add(0.0, refused=True)
+    for i in range(1, 21):
+        answers.add(i / 10, refused=False)  # 10/s for 2 s
+        if i == 15:
+            answers.add(1.5, refused=True)
+    # From the 429 at 0: 20 successes in 2 s.  From the one at 1.5 s: too short a span.
+    assert answers.accepted_after_refusals(2.0, -math.inf, 1.0, 5.0) == pytest.approx(10.0)
+    # 429s before ``since``, or further back than the horizon, prove nothing.
+    assert answers.accepted_after_refusals(2.0, 0.0, 1.0, 5.0) == 0.0
+    assert answers.accepted_after_refusals(2.0, -math.inf, 1.0, 1.9) == 0.0
 
 
 def test_known_noise_is_counted_after_the_last_cut(clock: FakeClock) -> None:

@@ -13,8 +13,8 @@ First contact (a fresh client, no limit, answers after 1 s or 5 s, 4 to 200 call
 wall <= 1.05 x the same batch unpaced (``adaptive_rate=False``) for N <= 10, 1.15 x above.
 Refusal noise: N1, 30 % of requests refused at random and no limit (max_retries=6), and
 N2, 10 % on top of S1's limit: no failed call; N1 within 2 x unpaced + 1 s over the median
-of five seeds; N2 within 1.3 x ideal over the median of five seeds (see its test for the
-worst one).
+of five seeds; N2 within 1.3 x ideal over the median of five seeds (the test holds it to
+1.1 x, and the worst one to 1.7 x).
 """
 
 from __future__ import annotations
@@ -118,11 +118,13 @@ def test_random_refusals_without_a_limit_do_not_collapse_the_pace() -> None:
 
 
 def test_random_refusals_on_top_of_a_limit_lose_no_call_and_keep_the_pace() -> None:
-    # The goal is 1.3 x ideal.  The median of five seeds is 1.25 x (it was 1.36 x), the
-    # worst 1.65 x (was 2.27 x): the cuts the noise draws before the verdict still cost
-    # time, most where the verdict is late (docs/performance.md).
+    # The goal is 1.3 x ideal.  The median of five seeds is 1.02 x (1.25 x before 429s
+    # below the proven rate were weighed instead of cut for, 1.36 x before the series
+    # verdict weighed chance), the worst 1.65 x (was 2.27 x): a seed whose first two
+    # answers are random 429s starts paced at 1/s and climbs back slowly
+    # (docs/performance.md).
     n2 = sim.NOISE["N2"]
     results = [sim.simulate(n2.with_seed(seed), controller) for seed in SEEDS]
     assert all(r.failed == 0 and r.done == n2.calls for r in results), results
-    assert statistics.median(r.vs_ideal for r in results) <= 1.3, [str(r) for r in results]
+    assert statistics.median(r.vs_ideal for r in results) <= 1.1, [str(r) for r in results]
     assert max(r.vs_ideal for r in results) <= 1.7, [str(r) for r in results]
