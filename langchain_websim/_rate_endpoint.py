@@ -261,12 +261,12 @@ class Evidence:
     since: Window | None = None
     """Every answer since the first of those, weighed or not (noise refuses its share in a
     cut's hold-off too, where the answers are not weighed): the share of 429s it brings."""
-    run: int = 0
-    """429s in a row, whatever the pace."""
+    last: deque[bool] = field(default_factory=lambda: deque(maxlen=64))
+    """The last answers, weighed or not (True: a 429)."""
 
     def note(self, now: float, *, refused: bool) -> None:
         """Count one answer, weighed or not."""
-        self.run = self.run + 1 if refused else 0
+        self.last.append(refused)
         if self.since is not None:
             self.since.add(now, refused=refused)
 

@@ -13,9 +13,9 @@ verdict:
   below 0 (a CUSUM), and a score high enough over a few 429s is the verdict: seconds
   after the first cuts, where the series verdict waits for 30 answers after them and is
   often spoilt by the overshoot before them; meanwhile the pace stays near the proven
-  rate instead of being cut down by every random 429.  A run of 429s in a row is a limit
-  refusing everything beyond it: one that dropped below what it proved (S4), which then
-  proves nothing any more;
+  rate instead of being cut down by every random 429.  Most of the last few answers
+  refused is a limit well below our pace: one that dropped below what it proved (S4),
+  which then proves nothing any more;
 * the **series verdict** (:func:`verdict`): after a series of cuts, the answers just before
   the first are compared with those after its hold-off: a share of 429s that did not fall
   although we slowed down clearly is noise.
@@ -46,7 +46,7 @@ def weigh(st: EndpointState, now: float, tune: RateTuning, *, refused: bool) -> 
         )
         evidence.proven = max(evidence.proven, proven)
     evidence.note(now, refused=refused)
-    if evidence.run >= tune.limit_run:
+    if sum(list(evidence.last)[-tune.limit_answers :]) >= tune.limit_refusals:
         evidence.void(now)
         return
     if below_proven(st, now, tune):

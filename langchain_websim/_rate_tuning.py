@@ -170,9 +170,12 @@ class RateTuning:
     noise_refusals: int = 4
     """... once at least this many 429s came among them: two or three 429s in a few answers
     are what a limit shared with other clients brings when one of them speeds up (S5)."""
-    limit_run: int = 3
-    """429s in a row (a limit refusing everything sent beyond it; random ones come one at a
-    time): the limit dropped below what it proved before (S4), which no longer counts."""
+    limit_refusals: int = 4
+    """429s among ..."""
+    limit_answers: int = 6
+    """... the last this many answers, whatever the pace, are a limit refusing what we send
+    beyond it (half at twice its rate), where 10 % of noise brings that 0.1 % of the time:
+    the limit dropped below what it proved before (S4), which no longer counts."""
 
     # -- what is logged
     episode_quiet: float = 60.0

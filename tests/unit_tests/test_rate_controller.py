@@ -418,13 +418,14 @@ def test_successes_below_the_proven_rate_clear_the_evidence(clock: FakeClock) ->
     assert st.evidence.refusals == 1 and _rate_noise.evident(st, TUNE) is None
 
 
-def test_429s_in_a_row_void_the_proven_rate(clock: FakeClock) -> None:
-    # A limit refusing everything sent beyond it, below what it accepted before: it dropped
-    # (S4).  What it proved no longer holds, so later 429s below it weigh nothing.
+def test_most_of_the_last_answers_refused_void_the_proven_rate(clock: FakeClock) -> None:
+    # Four 429s in the last six answers: a limit refusing what we send beyond it, below
+    # what it accepted before: it dropped (S4).  What it proved no longer holds, so later
+    # 429s below it weigh nothing (and are cut for again).
     st = below_a_proven_rate(clock, pace=8.0)
-    weigh_all(st, clock, "..x.x")
-    assert st.evidence.score > 0.0
-    weigh_all(st, clock, "xx")
+    weigh_all(st, clock, "x.x")  # three 429s in four, with the one that measured
+    assert st.evidence.score > 0.0 and st.evidence.proven > 0.0
+    weigh_all(st, clock, "x")  # the fourth
     assert (st.evidence.proven, st.evidence.score) == (0.0, 0.0)
     weigh_all(st, clock, ".x.x.x.x")
     assert st.evidence.score == 0.0 and _rate_noise.evident(st, TUNE) is None
