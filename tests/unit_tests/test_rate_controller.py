@@ -345,8 +345,10 @@ def test_429s_that_keep_coming_below_the_proven_rate_are_noise_within_a_few_answ
     # hold-off; the sequential test decides at the 4th 429 below the proven rate.
     ctl = refused_then_accepted(clock, accepted=10.0, pace=6.0)
     answers = 0
+    paces: list[float | None] = []
     with caplog.at_level(logging.INFO, logger="langchain_websim"):
         while ctl.state()["chat"].noise is None and answers < 30:
+            paces.append(rate(ctl))
             wait = ctl.try_acquire("chat")
             if wait > 0.0:
                 clock.advance(wait)  # callers queued: the pace is the bucket's
@@ -358,9 +360,10 @@ def test_429s_that_keep_coming_below_the_proven_rate_are_noise_within_a_few_answ
                 ctl.on_success("chat")
     state = ctl.state()["chat"]
     assert state.noise is not None and answers == 20, answers
-    # The share counted over every answer since the first one weighed (the 5th, a 429),
-    # those in the cuts' hold-offs included: 4 of 16.
+    # The share counted over every answer since the first one weighed (the 5th, a 429):
+    # 4 of 16.  None of the 429s was cut for: until the verdict the pace stayed at 6/s.
     assert state.noise == pytest.approx(4 / 16)
+    assert min(p or 0.0 for p in paces) == 6.0
     (said,) = [r for r in caplog.records if "kept coming below the rate" in r.getMessage()]
     assert said.levelno == logging.INFO and "(25 %): they do not depend on" in said.getMessage()
 
