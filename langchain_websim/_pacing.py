@@ -106,8 +106,7 @@ class SlotQueue:
     cost of a large batch), and calls let go one loop turn apart stay spread out for
     good, where calls let go together keep going in step with the service's answers
     (against a fast local server, 50 calls started over 15 ms instead of at once took
-    4-9 % longer for all of their 2,000 requests, and 2 calls started 28 ms before the
-    other 48, 8 %).
+    4-9 % longer for all of their 2,000 requests).
     """
 
     def __init__(self, rate: RateController, endpoint: str, max_pause: float) -> None:
