@@ -397,7 +397,7 @@ class WebsimClient:
     ) -> T:
         """Tell the rate control, then parse; an unusable 2xx says how many attempts it took."""
         if call.rate is not None and call.rate.on_success(call.endpoint.name):
-            self._queues.wake(call.endpoint.name)  # the success made room for a waiting call
+            self._queues.wake(call.endpoint.name)  # a slow-start round ended: the next goes
         assert outcome.status is not None
         try:
             return parse(outcome.status, call.url, outcome.content_type, outcome.body)

@@ -85,7 +85,7 @@ class SlotQueues:
         return queue
 
     def wake(self, endpoint: str) -> None:
-        """A success made room: hand it out on the running loop, if calls wait there.
+        """A slow-start round ended: hand out its room on the running loop, if calls wait there.
 
         Calls waiting on other loops (the sync twins' background loop, other threads) are
         not woken: they get their slots when the controller's next one comes due.
@@ -99,14 +99,14 @@ class SlotQueues:
 class SlotQueue:
     """The calls of one loop waiting for a send slot on one endpoint, in arrival order.
 
-    Nobody polls: whoever frees slots (a success in the slow start, or the one timer set
-    for the controller's next slot) calls :meth:`release`, which hands every free slot to
-    the oldest waiting calls at once.  At once matters twice: 10,000 waiting calls must
-    not all wake for every slot (a wake-up each was the whole cost of a large batch), and
-    calls let go one loop turn apart stay spread out for good, where calls let go
-    together keep going in step with the service's answers (against a fast local server,
-    50 calls started over 15 ms instead of at once took 4-9 % longer for all of their
-    2,000 requests).
+    Nobody polls: whoever frees slots (the success that ends a round of the slow start,
+    or the one timer set for the controller's next slot) calls :meth:`release`, which
+    hands every free slot to the oldest waiting calls at once.  At once matters twice:
+    10,000 waiting calls must not all wake for every slot (a wake-up each was the whole
+    cost of a large batch), and calls let go one loop turn apart stay spread out for
+    good, where calls let go together keep going in step with the service's answers
+    (against a fast local server, 50 calls started over 15 ms instead of at once took
+    4-9 % longer for all of their 2,000 requests).
     """
 
     def __init__(self, rate: RateController, endpoint: str, max_pause: float) -> None:

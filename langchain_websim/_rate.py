@@ -14,9 +14,12 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
 
 * **slow start** (a fresh endpoint): ``initial_window`` requests go at once and the send
   budget doubles every ``window_doubling`` seconds until the first answer comes, then
-  grows only with successes (one send each: a doubling per round trip), until a 429
-  comes.  A rate limiter answers long before a model does, so silence is evidence that
-  the service takes more, and once answers come they clock the growth: several clients
+  no faster than that answer took to come, and each answer lets one more request go,
+  until a 429 comes.  Waiting calls go in rounds: when every request let go so far has
+  been answered, all that the budget allows go together (calls let go one by one stay
+  out of step for the rest of a batch and cost the client more loop turns per answer).
+  A rate limiter answers long before a model does, so silence is evidence that the
+  service takes more, and once answers come they clock the growth: several clients
   sharing a limit overshoot it by one round trip's sends, not by a doubling every 20 ms.
   A service that never limits us is never paced for longer than the ramp (a fraction of
   a second).  A lone 429 is weak evidence (cutting on random refusals would leave a tiny
@@ -24,7 +27,8 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   ``Retry-After``, end the slow start;
 * **unpaced**: ``unpaced_after`` answers came back accepted with no 429, or the budget
   passed ``unpaced_window`` without one: no pacing at all (no lock, no bucket) until a
-  429 comes;
+  429 comes; a round's end is where this is decided, so the calls still waiting then
+  all go at once;
 * **paced**: the 429 that ends the slow start leaves a guess (half of what was accepted
   so far, a burst included, or of half the rate answers came at, if higher), doubled
   while callers queue until the next 429 measures the limit at a steady pace.  Then a
@@ -140,8 +144,8 @@ class RateController:
     def on_success(self, endpoint: str) -> bool:
         """Record a success; while callers are queued, ramp the rate up.
 
-        Returns True when the success made room for one more send at once (the slow start
-        grows by one send per success): a caller waiting for a slot may go now.
+        Returns True when the success ended a round of the slow start (every request it
+        let go has been answered): the callers waiting for a slot may go now, together.
         """
         with self._lock:
             now = self._clock()
@@ -152,6 +156,7 @@ class RateController:
             room = st.phase is Phase.SLOW_START
             if room:
                 st.slow_start.successes += 1
+                room = st.slow_start.round_over()
             elif st.phase is Phase.PACED and self._queued(st, now):
                 message = self._grow(st, endpoint, now)
             st.grown_at = now

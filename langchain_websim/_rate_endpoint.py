@@ -102,6 +102,16 @@ class SlowStart:
     sent: int = 0
     successes: int = 0
     first_answer: float = math.inf  # when the first answer (a success or a 429) came
+    answers: int = 0  # successes and 429s since the first send
+
+    def round_over(self) -> bool:
+        """Whether every request let go so far has been answered.  Waiting calls are let go
+        together when a round is over, not one per success: calls sent at once keep going
+        in step with the service's answers for the rest of a batch, where calls let go one
+        by one stay spread out and cost the client more loop turns per answer.  (A send
+        that never answers, cancelled or failed, only defers the rest to the budget's
+        growth in time.)"""
+        return self.answers >= self.sent
 
     def wait(self, now: float, tune: RateTuning) -> float:
         """Seconds until the budget has room for one more send (0.0: now)."""
@@ -127,6 +137,7 @@ class SlowStart:
 
     def answered(self, now: float) -> None:
         self.first_answer = min(self.first_answer, now)
+        self.answers += 1
 
     def _period(self, tune: RateTuning) -> float:
         """Seconds per doubling once answers come: the first answer's round trip, or more."""

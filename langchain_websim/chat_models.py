@@ -7,7 +7,6 @@ loop, so there is a single code path for both.
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -31,6 +30,7 @@ from langchain_websim._answers import (
 from langchain_websim._client_owner import ClientOwner
 from langchain_websim._image_options import IMAGE_OPTION_NAMES, ImageOptionFields
 from langchain_websim._messages import convert_messages, image_prompt, validate_stop
+from langchain_websim._presigned import presign
 from langchain_websim._profiles import profile_for
 from langchain_websim._prompt import TOOL_KWARGS, TOOL_OPTIONS
 from langchain_websim._requests import (
@@ -474,13 +474,10 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         yield chunk
 
 
-# langchain-core asks for ``_generate``'s / ``_agenerate``'s signature on every call (does
-# it take ``run_manager``?), and ``inspect`` derives a signature afresh each time unless
-# the function carries one: about 8 microseconds a call, 3 % of a whole exchange with a
-# fast server.  The signatures are computed once here, from the methods themselves.
-for _method in (ChatWebsim._generate, ChatWebsim._agenerate):
-    cast(Any, _method).__signature__ = inspect.signature(_method)
-del _method
+# langchain-core asks for these methods' signatures on every call (do they take
+# ``run_manager``?): bound, they carry them ready-made (``_presigned``).
+presign(ChatWebsim, "_generate")
+presign(ChatWebsim, "_agenerate")
 
 
 def _check_call_kwargs(kwargs: dict[str, Any], known: frozenset[str]) -> None:

@@ -449,18 +449,46 @@ def test_dumpd_load_round_trip() -> None:
     assert (loaded.stop, loaded.max_retries) == (["END"], 0)
 
 
-def test_the_generate_methods_carry_their_own_signatures() -> None:
+def test_the_generate_methods_are_bound_with_their_signatures_ready() -> None:
     # langchain-core looks up whether ``_agenerate`` takes ``run_manager`` on every call;
-    # the signature is computed once at import, from the method itself.
+    # the bound method carries its signature, computed once at import.
     import inspect
 
+    from langchain_core.language_models import BaseChatModel
+
+    model = ChatWebsim()
     for name in ("_generate", "_agenerate"):
-        method = getattr(ChatWebsim, name)
-        assert "__signature__" in vars(method)
-        names = list(inspect.signature(method).parameters)
+        function = getattr(ChatWebsim, name)
+        assert inspect.isfunction(function)  # on the class, the plain function
+        assert function is not getattr(BaseChatModel, name)  # still seen as overridden
+        names = list(inspect.signature(function).parameters)
         assert names == ["self", "messages", "stop", "run_manager", "kwargs"]
-        bound = inspect.signature(getattr(ChatWebsim(), name))
-        assert list(bound.parameters) == names[1:]
+        bound = getattr(model, name)
+        assert not inspect.ismethod(bound)  # not an ordinary bound method
+        assert list(inspect.signature(bound).parameters) == names[1:]
+        assert bound.__self__ is model and bound.__func__ is function
+
+
+def test_a_subclass_overriding_agenerate_gets_an_ordinary_method() -> None:
+    import inspect
+
+    class Custom(ChatWebsim):
+        async def _agenerate(self, messages: Any, stop: Any = None, **kwargs: Any) -> Any:
+            raise NotImplementedError
+
+    bound = Custom()._agenerate
+    assert inspect.ismethod(bound)
+    assert "run_manager" not in inspect.signature(bound).parameters
+
+
+async def test_ainvoke_and_invoke_go_through_the_presigned_methods() -> None:
+    url = "https://api.websim.com/api/v1/inference/run_chat_completion"
+    model = ChatWebsim(max_retries=0)
+    with aioresponses() as http:
+        http.post(url, payload={"content": "4"})
+        http.post(url, payload={"content": "5"})
+        assert (await model.ainvoke("2 + 2?")).content == "4"
+        assert model.invoke("2 + 3?").content == "5"
 
 
 def test_invocation_params_are_what_langchain_core_would_report() -> None:

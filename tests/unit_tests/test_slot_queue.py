@@ -14,7 +14,7 @@ import pytest
 
 from langchain_websim import _wire
 from langchain_websim._pacing import Call, SlotQueues, await_slot
-from langchain_websim._rate import RateController, RateTuning
+from langchain_websim._rate import Phase, RateController, RateTuning
 from langchain_websim.errors import WebsimRateLimitError
 
 FROZEN = 1000.0
@@ -51,34 +51,32 @@ def take_first_window(ctl: RateController) -> None:
     assert ctl.try_acquire("chat") > 0.0  # the window is full: later calls wait
 
 
-async def test_a_success_in_the_slow_start_lets_a_waiting_call_go_at_once(
+async def test_the_last_answer_of_a_round_lets_the_waiting_calls_go_together(
     ctl: RateController,
 ) -> None:
     take_first_window(ctl)
     queues = SlotQueues()
-    first, second = await waiting_calls(ctl, queues, 2)
-    assert not first.done() and not second.done()
+    tasks = await waiting_calls(ctl, queues, 3)
 
-    assert ctl.on_success("chat") is True  # room for one more send
-    queues.wake("chat")
-    await asyncio.wait_for(first, timeout=5)  # sent without waiting for the budget's timer
+    # One of the two sends is still out: its success makes room, but nobody goes yet.
+    assert ctl.on_success("chat") is False
     await settle()
-    assert not second.done()  # one success, one send: the second call still waits
-    second.cancel()
+    assert not any(task.done() for task in tasks)
 
-
-async def test_every_free_slot_goes_out_together_in_arrival_order(ctl: RateController) -> None:
-    take_first_window(ctl)
-    queues = SlotQueues()
-    tasks = await waiting_calls(ctl, queues, 5)
-    for _ in range(3):
-        assert ctl.on_success("chat") is True
+    # The round is over: both free slots go out in the same loop turn, oldest calls first,
+    # without waiting for the budget's timer (the clock is frozen).
+    assert ctl.on_success("chat") is True
     queues.wake("chat")
-    # One wake hands out all three slots in the same loop turn, to the three oldest calls.
     await asyncio.sleep(0)
-    assert [task.done() for task in tasks] == [True, True, True, False, False]
-    for task in tasks[3:]:
-        task.cancel()
+    assert [task.done() for task in tasks] == [True, True, False]
+    tasks[2].cancel()
+
+
+async def test_a_round_ends_with_a_429_too(ctl: RateController) -> None:
+    take_first_window(ctl)
+    ctl.on_rate_limited("chat", None)  # a lone 429: weak, the slow start goes on
+    assert ctl.state()["chat"].phase is Phase.SLOW_START
+    assert ctl.on_success("chat") is True  # the other send answered: the round is over
 
 
 async def test_a_call_given_up_while_waiting_takes_no_slot(ctl: RateController) -> None:
@@ -87,6 +85,7 @@ async def test_a_call_given_up_while_waiting_takes_no_slot(ctl: RateController) 
     gone, kept = await waiting_calls(ctl, queues, 2)
     gone.cancel()
     await settle()
+    assert ctl.on_success("chat") is False
     assert ctl.on_success("chat") is True
     queues.wake("chat")
     await asyncio.wait_for(kept, timeout=5)  # the one slot went to the call still waiting
