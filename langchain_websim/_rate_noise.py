@@ -27,6 +27,7 @@ endpoint's state; the controller holds the lock.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from langchain_websim._rate_endpoint import EndpointState, Window
@@ -46,7 +47,7 @@ def weigh(st: EndpointState, now: float, tune: RateTuning, *, refused: bool) -> 
         )
         evidence.proven = max(evidence.proven, proven)
     evidence.note(now, refused=refused)
-    if sum(list(evidence.last)[-tune.limit_answers :]) >= tune.limit_refusals:
+    if sum(itertools.islice(reversed(evidence.last), tune.limit_answers)) >= tune.limit_refusals:
         evidence.void(now)
         return
     if below_proven(st, now, tune):
