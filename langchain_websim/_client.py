@@ -21,7 +21,7 @@ import aiohttp
 
 from langchain_websim import _download, _transport, _wire
 from langchain_websim._image_options import ImageOptions
-from langchain_websim._loops import BackgroundLoop, LoopSessions
+from langchain_websim._loops import BackgroundLoop, CallerLoops, LoopSessions
 from langchain_websim._pacing import Call, SlotQueues, await_slot, is_shaping
 from langchain_websim._rate import EndpointRateState, RateController
 from langchain_websim._rate_tuning import DEFAULT_TUNING
@@ -111,10 +111,12 @@ class WebsimClient:
         )
         self._queues = SlotQueues()
         self._sessions = LoopSessions(self._new_session)
+        self._callers = CallerLoops()
         self._background = BackgroundLoop()
-        # A client dropped without close() must not leave its loop thread running; the
-        # callback holds the loop, not the client, so the client can still be collected.
-        self._finalizer = weakref.finalize(self, self._background.stop)
+        # A client dropped without close() must not leave its loops (and their sessions) or
+        # its loop thread behind; the callback holds those, not the client, so the client
+        # can still be collected.
+        self._finalizer = weakref.finalize(self, _stop_loops, self._callers, self._background)
         self._closed = False
         _LIVE_CLIENTS.add(self)
 
@@ -239,6 +241,12 @@ class WebsimClient:
         if self._closed:
             coro.close()
             raise RuntimeError("this WebsimClient is closed; create a new one")
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is None:
+            return self._callers.run(coro)  # the common case: on this thread's own loop
         return self._background.run(coro)
 
     async def aclose(self) -> None:
@@ -253,8 +261,9 @@ class WebsimClient:
         self._shutdown()
 
     def _shutdown(self) -> None:
+        self._callers.close()
         self._background.stop()
-        self._sessions.close_all()
+        self._sessions.close_all(defer=self._callers.loops())
         _forget_shared(self)
 
     def _after_fork_in_child(self) -> None:
@@ -262,14 +271,15 @@ class WebsimClient:
         # closing them would send TLS close_notify on its connections, letting them be
         # collected would warn.  Keep them alive, unreachable, and start over (what the
         # rate control learned starts fresh too).
-        _FORK_ORPHANS.append((self._background, self._sessions))
+        _FORK_ORPHANS.append((self._background, self._sessions, self._callers))
         if self._rate is not None:
             self._rate.reset()
         self._queues = SlotQueues()
         self._background = BackgroundLoop()
+        self._callers = CallerLoops()
         self._sessions = LoopSessions(self._new_session)
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, self._background.stop)
+        self._finalizer = weakref.finalize(self, _stop_loops, self._callers, self._background)
 
     async def __aenter__(self) -> WebsimClient:
         return self
@@ -447,7 +457,14 @@ def _unpickle(settings: dict[str, Any]) -> WebsimClient:
 
 _SHARED: dict[tuple[Any, ...], WebsimClient] = {}
 _SHARED_LOCK = threading.Lock()
-_FORK_ORPHANS: list[tuple[BackgroundLoop, LoopSessions]] = []
+_FORK_ORPHANS: list[tuple[BackgroundLoop, LoopSessions, CallerLoops]] = []
+
+
+def _stop_loops(callers: CallerLoops, background: BackgroundLoop) -> None:
+    callers.close()
+    background.stop()
+
+
 _LIVE_CLIENTS: weakref.WeakSet[WebsimClient] = weakref.WeakSet()
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from langchain_websim import WebsimClient
 from langchain_websim.testing import WebsimEmulator
@@ -99,7 +100,9 @@ def test_four_threads_at_once(client: WebsimClient, emulator: WebsimEmulator) ->
     assert errors == []
     assert answers == {i: f"Echo: thread {i}" for i in range(4)}
     assert len(emulator.requests) == 4
-    assert len(client._sessions) == 1  # all four shared the background loop's session
+    # Each thread ran its call on a loop of its own, not through a shared loop thread.
+    assert len(client._sessions) == 4
+    assert not client._background.running
 
 
 async def test_many_concurrent_calls_share_one_session(
@@ -119,12 +122,142 @@ async def test_many_concurrent_calls_share_one_session(
     assert len(log.sessions) == 1
 
 
-def test_sync_call_from_the_clients_own_loop_is_refused(client: WebsimClient) -> None:
+def test_a_sync_call_runs_on_the_calling_thread(client: WebsimClient) -> None:
+    before = set(threading.enumerate())
+    assert client.chat(USER).text == "Echo: ping"
+    assert client.generate_image("a cat").url
+    assert set(threading.enumerate()) == before  # no loop thread was started for them
+
+
+def test_the_loop_of_a_thread_that_ended_is_closed_by_the_next_thread(
+    emulator: WebsimEmulator,
+) -> None:
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    first = threading.Thread(target=client.chat, args=(USER,))
+    first.start()
+    first.join(10)
+    assert len(log.sessions) == 1
+    assert not log.sessions[0].closed  # kept for that thread's next call
+    second = threading.Thread(target=client.chat, args=(USER,))
+    second.start()
+    second.join(10)
+    assert len(log.sessions) == 2
+    assert log.sessions[0].closed  # the ended thread's loop went when the next was made
+    assert not log.sessions[1].closed
+    client.close()
+    assert log.all_closed
+
+
+class HangingUpServer:
+    """A server on its own thread that can hang up the connections it kept open, the way a
+    service's keep-alive timeout does between two of a script's calls."""
+
+    def __init__(self) -> None:
+        self.transports: list[asyncio.BaseTransport] = []
+        self._loop = asyncio.new_event_loop()
+        self._runner = self._loop.run_until_complete(self._start())
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    async def _start(self) -> web.ServerRunner:
+        runner = web.ServerRunner(web.Server(self._answer))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return runner
+
+    async def _answer(self, request: web.BaseRequest) -> web.Response:
+        await request.read()
+        assert request.transport is not None
+        self.transports.append(request.transport)
+        return web.json_response({"content": "ok"})
+
+    def hang_up(self) -> None:
+        async def close_all() -> None:
+            for transport in self.transports:
+                transport.close()
+            await asyncio.sleep(0)  # the sockets close in the next turn: FIN sent
+            await asyncio.sleep(0)
+
+        asyncio.run_coroutine_threadsafe(close_all(), self._loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+def test_a_connection_hung_up_between_sync_calls_is_not_picked() -> None:
+    # A thread's loop does not run between its sync calls: the hang-up waits in the socket.
+    # The call takes one loop turn first, so it sees the hang-up and opens a new connection,
+    # rather than sending on the dead one and retrying after a backoff.
+    server = HangingUpServer()
+    try:
+        with WebsimClient(server.base_url, retry_base_delay=0.01) as client:
+            for _ in range(3):
+                server.hang_up()
+                answer = client.chat(USER)
+                assert (answer.text, answer.attempts) == ("ok", 1)
+    finally:
+        server.stop()
+    assert len(server.transports) == 3  # three calls, three connections
+
+
+CTRL_C = """
+import os
+import signal
+import threading
+
+from langchain_websim import WebsimClient
+from langchain_websim.testing import WebsimEmulator
+
+with WebsimEmulator() as emu:
+    emu.enqueue("chat", delay=30)
+    client = WebsimClient(emu.base_url, max_retries=0)
+
+    def interrupt():
+        emu.wait_for_requests_sync(1, timeout=30)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        client.chat([{"role": "user", "content": "slow"}])
+    except KeyboardInterrupt:
+        print("interrupted")
+    print(client.chat([{"role": "user", "content": "again"}]).text)
+    client.close()
+"""
+
+
+def test_ctrl_c_stops_a_sync_call_and_the_client_goes_on() -> None:
+    # In the main thread the call runs on that thread's own loop: Ctrl-C cancels the call
+    # (as asyncio.run does), it does not tear the loop or the pool down mid-step.
+    proc = run_script_in_dev_mode(CTRL_C)
+    assert proc.stderr == ""
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == ["interrupted", "Echo: again"]
+
+
+async def test_sync_call_from_the_clients_own_loop_is_refused(client: WebsimClient) -> None:
     async def nested() -> str:
         return client.chat(USER).text
 
+    # Called where a loop runs, run_sync uses the background loop: a sync call made on that
+    # loop would wait for itself.
     with pytest.raises(RuntimeError, match="use the async method"):
         client.run_sync(nested())
+
+
+def test_sync_call_inside_a_sync_call_is_served(client: WebsimClient) -> None:
+    async def nested() -> str:
+        return client.chat(USER).text
+
+    # The outer call runs on this thread's own loop; the inner one, made where that loop
+    # runs, goes to the background loop: no deadlock, and the answer comes back.
+    assert client.run_sync(nested()) == "Echo: ping"
 
 
 # --------------------------------------------------------------------------- closing
@@ -134,10 +267,11 @@ async def test_aclose_closes_everything(emulator: WebsimEmulator) -> None:
     client = WebsimClient(emulator.base_url)
     log = SessionLog(client)
     await client.achat(USER)  # session on this loop
-    await asyncio.to_thread(client.chat, USER)  # session on the background loop
+    client.chat(USER)  # a sync call where a loop runs: session on the background loop
+    await asyncio.to_thread(client.chat, USER)  # session on the worker thread's own loop
     thread = client._background._thread
     assert thread is not None and thread.is_alive()
-    assert len(log.sessions) == 2
+    assert len(log.sessions) == 3
     await client.aclose()
     assert client.closed
     assert log.all_closed
@@ -150,15 +284,18 @@ async def test_aclose_closes_everything(emulator: WebsimEmulator) -> None:
 def test_close_closes_everything(emulator: WebsimEmulator) -> None:
     client = WebsimClient(emulator.base_url)
     log = SessionLog(client)
-    client.chat(USER)
-    # A session on a loop that is still running in another thread.
+    client.chat(USER)  # session on this thread's own loop
+    # A session on a loop that is still running in another thread, and one on the
+    # background loop (a sync call made on that loop).
     loop = asyncio.new_event_loop()
     runner = threading.Thread(target=loop.run_forever)
     runner.start()
     try:
         asyncio.run_coroutine_threadsafe(client.achat(USER), loop).result(10)
+        loop.call_soon_threadsafe(client.chat, USER)
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result(10)
         thread = client._background._thread
-        assert len(log.sessions) == 2
+        assert len(log.sessions) == 3
         client.close()
         assert log.all_closed
         assert thread is not None and not thread.is_alive()
@@ -226,9 +363,15 @@ def test_close_cuts_off_a_call_in_flight(emulator: WebsimEmulator) -> None:
 def test_a_dropped_client_stops_its_thread(emulator: WebsimEmulator) -> None:
     client = WebsimClient(emulator.base_url)
     log = SessionLog(client)
-    client.chat(USER)
+    client.chat(USER)  # on this thread's own loop
+
+    async def on_the_background_loop(made: WebsimClient) -> None:
+        made.chat(USER)  # a sync call where a loop runs
+
+    asyncio.run(on_the_background_loop(client))
     thread = client._background._thread
     assert thread is not None and thread.is_alive()
+    assert len(log.sessions) == 2
     del client
     gc.collect()
     thread.join(10)
@@ -365,9 +508,8 @@ def test_close_from_the_clients_own_loop(emulator: WebsimEmulator) -> None:
         return text
 
     assert client.run_sync(close_from_inside()) == "Echo: ping"
-    assert thread is not None
-    thread.join(10)
-    assert not thread.is_alive()
+    assert thread is threading.current_thread()  # the caller's own loop: no thread to stop
+    assert client.closed
     assert log.all_closed
 
 

@@ -547,9 +547,11 @@ def test_sync_twins(http: aioresponses) -> None:
         assert client.chat(MESSAGES, project_id="mine").text == "sync"
         image = client.generate_image("a cat", aspect_ratio="9:16")
         assert (image.url, image.aspect_ratio) == ("https://cdn.websim.ai/s.png", "9:16")
-        assert client._background.running
+        # Run on this thread's own loop: no loop thread was started for them.
+        assert not client._background.running
+        assert len(client._sessions) == 1
     assert client.closed
-    assert not client._background.running
+    assert len(client._sessions) == 0
 
 
 async def test_async_context_manager_closes(http: aioresponses) -> None:
