@@ -161,14 +161,18 @@ class CallerLoops:
     cancellation, as ``asyncio.run`` does.
 
     A thread's loop runs only while that thread makes a call; its session (and pool) lasts
-    between calls.  Runners are closed, which closes their sessions, when the client closes,
-    and those of threads that have ended whenever a new one is made (thread pools come and
-    go).  A runner in use when the client closes is closed by its thread after the call.
+    between calls.  When a thread has ended, the next new thread takes its runner over,
+    warm pool included: LangChain's sync ``batch`` starts new worker threads on every call,
+    which would otherwise open new connections (TLS handshakes) every time.  Beyond
+    ``_IDLE_RUNNERS`` left over, runners are closed; all of them, which closes their
+    sessions, when the client closes.  A runner in use then is closed by its thread after
+    the call.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runners: dict[threading.Thread, _CallerRunner] = {}
+        self._idle: list[_CallerRunner] = []  # left by threads that ended
         self._made: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self._closed = False
 
@@ -179,13 +183,12 @@ class CallerLoops:
                 coro.close()
                 raise RuntimeError("this WebsimClient is closed; create a new one")
             owned = self._runners.get(thread)
-            ended: list[_CallerRunner] = []
+            surplus: list[_CallerRunner] = []
             if owned is None:
-                ended = self._pop_ended()
-                owned = self._runners[thread] = _CallerRunner()
-                self._made.add(owned.runner.get_loop())
+                owned, surplus = self._take_over()
+                self._runners[thread] = owned
             owned.busy = True
-        _close_runners(ended)
+        _close_runners(surplus)
         try:
             return owned.runner.run(_after_a_turn(coro)).value
         except asyncio.CancelledError:
@@ -211,13 +214,29 @@ class CallerLoops:
         call.  From any thread; idempotent."""
         with self._lock:
             self._closed = True
-            idle = [owned for owned in self._runners.values() if not owned.busy]
+            idle = self._idle + [owned for owned in self._runners.values() if not owned.busy]
+            self._idle = []
             self._runners = {t: owned for t, owned in self._runners.items() if owned.busy}
         _close_runners(idle)
 
-    def _pop_ended(self) -> list[_CallerRunner]:
+    def _take_over(self) -> tuple[_CallerRunner, list[_CallerRunner]]:
+        """A runner for a thread that has none (an ended thread's, or a new one), and the
+        runners left over beyond ``_IDLE_RUNNERS``, to close.  Under the lock."""
         ended = [t for t, owned in self._runners.items() if not t.is_alive() and not owned.busy]
-        return [self._runners.pop(t) for t in ended]
+        self._idle.extend(self._runners.pop(t) for t in ended)
+        if self._idle:
+            owned = self._idle.pop()
+        else:
+            owned = _CallerRunner()
+            self._made.add(owned.runner.get_loop())
+        surplus = self._idle[_IDLE_RUNNERS:]
+        del self._idle[_IDLE_RUNNERS:]
+        return owned, surplus
+
+
+_IDLE_RUNNERS = 64
+"""Runners of ended threads kept for new threads; a burst of threads beyond this many, once
+ended, leaves the rest to be closed."""
 
 
 class _CallerRunner:
@@ -227,8 +246,9 @@ class _CallerRunner:
 
     def __init__(self) -> None:
         # A loop factory, so the runner does not make its loop the thread's current one.
+        # The loop is not tied to a thread: one thread at a time runs it, whichever owns it.
         self.runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)
-        self.runner.get_loop()  # made now, by its thread: ``loops`` only reads it
+        self.runner.get_loop()  # made now, under the lock: ``loops`` only reads it
         self.busy = False
 
     def close(self) -> None:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from langchain_websim import WebsimClient
+from langchain_websim import WebsimClient, _loops
 from langchain_websim.testing import WebsimEmulator
 from tests.integration_tests.conftest import run_script_in_dev_mode
 
@@ -82,6 +82,7 @@ def test_asyncio_run_then_sync_then_asyncio_run(client: WebsimClient) -> None:
 
 def test_four_threads_at_once(client: WebsimClient, emulator: WebsimEmulator) -> None:
     barrier = threading.Barrier(4)
+    done = threading.Barrier(4)
     answers: dict[int, str] = {}
     errors: list[BaseException] = []
 
@@ -89,6 +90,7 @@ def test_four_threads_at_once(client: WebsimClient, emulator: WebsimEmulator) ->
         try:
             barrier.wait(5)
             answers[i] = client.chat([{"role": "user", "content": f"thread {i}"}]).text
+            done.wait(5)  # no thread ends (leaving its loop to the next) before all called
         except BaseException as exc:
             errors.append(exc)
 
@@ -129,22 +131,48 @@ def test_a_sync_call_runs_on_the_calling_thread(client: WebsimClient) -> None:
     assert set(threading.enumerate()) == before  # no loop thread was started for them
 
 
-def test_the_loop_of_a_thread_that_ended_is_closed_by_the_next_thread(
+def test_a_new_thread_takes_over_the_loop_of_a_thread_that_ended(
     emulator: WebsimEmulator,
 ) -> None:
     client = WebsimClient(emulator.base_url)
     log = SessionLog(client)
-    first = threading.Thread(target=client.chat, args=(USER,))
-    first.start()
-    first.join(10)
-    assert len(log.sessions) == 1
-    assert not log.sessions[0].closed  # kept for that thread's next call
-    second = threading.Thread(target=client.chat, args=(USER,))
-    second.start()
-    second.join(10)
-    assert len(log.sessions) == 2
-    assert log.sessions[0].closed  # the ended thread's loop went when the next was made
-    assert not log.sessions[1].closed
+    for _ in range(3):  # as LangChain's sync batch does: new worker threads every time
+        worker = threading.Thread(target=client.chat, args=(USER,))
+        worker.start()
+        worker.join(10)
+    assert len(emulator.requests) == 3
+    assert len(log.sessions) == 1  # one loop and one warm pool, taken over each time
+    assert not log.all_closed
+    client.close()
+    assert log.all_closed
+
+
+def test_loops_left_by_a_burst_of_threads_are_closed_beyond_a_few(
+    emulator: WebsimEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_loops, "_IDLE_RUNNERS", 2)
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    barrier = threading.Barrier(5)
+    done = threading.Barrier(5)
+
+    def call() -> None:
+        barrier.wait(10)
+        client.chat(USER)
+        done.wait(10)  # none ends before all have called: five threads, five loops
+
+    burst = [threading.Thread(target=call) for _ in range(5)]
+    for worker in burst:
+        worker.start()
+    for worker in burst:
+        worker.join(10)
+    assert len(log.sessions) == 5 and not any(s.closed for s in log.sessions)
+    late = threading.Thread(target=client.chat, args=(USER,))
+    late.start()
+    late.join(10)
+    # The late thread took one over, two stay for the next threads, two were closed.
+    assert len(log.sessions) == 5
+    assert sum(s.closed for s in log.sessions) == 2
     client.close()
     assert log.all_closed
 
