@@ -150,6 +150,11 @@ def _abandon(session: aiohttp.ClientSession) -> None:
         connector._closed = True
 
 
+_IDLE_RUNNERS = 64
+"""Runners of ended threads kept for new threads; a burst of threads beyond this many, once
+ended, leaves the rest to be closed."""
+
+
 class CallerLoops:
     """Each calling thread's own event loop, for the client's synchronous methods.
 
@@ -232,11 +237,6 @@ class CallerLoops:
         surplus = self._idle[_IDLE_RUNNERS:]
         del self._idle[_IDLE_RUNNERS:]
         return owned, surplus
-
-
-_IDLE_RUNNERS = 64
-"""Runners of ended threads kept for new threads; a burst of threads beyond this many, once
-ended, leaves the rest to be closed."""
 
 
 class _CallerRunner:
