@@ -21,7 +21,7 @@ import aiohttp
 
 from langchain_websim import _download, _transport, _wire
 from langchain_websim._image_options import ImageOptions
-from langchain_websim._loops import BackgroundLoop, CallerLoops, LoopSessions
+from langchain_websim._loops import BackgroundLoop, CallerLoops, LoopSessions, running_loop
 from langchain_websim._pacing import Call, SlotQueues, await_slot, is_shaping
 from langchain_websim._rate import EndpointRateState, RateController
 from langchain_websim._rate_tuning import DEFAULT_TUNING
@@ -241,11 +241,7 @@ class WebsimClient:
         if self._closed:
             coro.close()
             raise RuntimeError("this WebsimClient is closed; create a new one")
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is None:
+        if running_loop() is None:
             return self._callers.run(coro)  # the common case: on this thread's own loop
         return self._background.run(coro)
 

@@ -30,6 +30,16 @@ _CLOSE_TIMEOUT = 10.0
 
 Keeper = AsyncGenerator[None, None]
 
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or None (``asyncio.get_running_loop``
+    raises instead)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 # Strong references to every parked keeper.  The loop itself only holds its async generators
 # weakly; without this, a client dropped while its loop lives would take its session down in
 # garbage collection ("Unclosed client session") instead of at the loop's shutdown.
@@ -78,10 +88,7 @@ class LoopSessions:
     def close_all(self, defer: Container[asyncio.AbstractEventLoop] = ()) -> None:
         """Close every session from any thread, each the way its loop's state allows;
         ``defer``: the calling threads' own loops, which only their threads may run."""
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
+        current = running_loop()
         for loop, (session, keeper) in list(self._by_loop.items()):
             if loop.is_closed():
                 self._by_loop.pop(loop, None)
@@ -273,9 +280,7 @@ def _close_runners(runners: list[_CallerRunner]) -> None:
     loop's thread): a short-lived thread does it there."""
     if not runners:
         return
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if running_loop() is None:
         for owned in runners:
             owned.close()
         return

@@ -34,6 +34,7 @@ from langchain_websim._batch_progress import ProgressMode, make_progress
 from langchain_websim._batch_run import BatchRun
 from langchain_websim._client import WebsimClient
 from langchain_websim._download import writable_dir, writable_path
+from langchain_websim._loops import running_loop
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -272,11 +273,7 @@ def run_batch(
     """Blocking twin of :func:`arun_batch` (same arguments; Ctrl-C stops it gracefully and
     the summary says ``interrupted``).  Inside a running event loop (a notebook), use
     ``await arun_batch(...)``."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
+    if running_loop() is not None:
         raise RuntimeError(
             "run_batch() cannot run inside a running event loop; use await arun_batch(...)"
         )
