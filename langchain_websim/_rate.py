@@ -33,11 +33,10 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   so far, a burst included, or of half the rate answers came at, if higher), doubled
   while callers queue until the next 429 measures the limit at a steady pace.  Then a
   429 cuts the rate to what the service accepted recently (at least by ``1 - cut_keep``;
-  one overshoot cuts once); while callers are queued the rate probes upward (by a fixed
-  step as well, so clients sharing a limit drift towards equal shares), faster the
-  longer no 429 comes once it is back above the pace the service refused at, and a rate
-  crushed far below its recent peak climbs back quickly.  429s may be noise that does
-  not depend on our pace (a limit shared with
+  one overshoot cuts once); while callers are queued the rate probes upward, faster the
+  longer no 429 comes (and by a fixed step as well, so clients sharing a limit drift
+  towards equal shares), and a rate crushed far below its recent peak climbs back
+  quickly.  429s may be noise that does not depend on our pace (a limit shared with
   others, upstream trouble), told apart in ``_rate_noise`` by what slowing down does: a
   limit that refused us has proved, by what it accepted in the next seconds, a rate below
   which it refuses nothing, so a 429 that comes while we pace clearly below it does not
@@ -401,11 +400,10 @@ class RateController:
         st.relearning = before_phase is not Phase.PACED
         self._set_rate(st, now, min(accepted, before * tune.cut_keep))
         assert st.bucket is not None
-        near = st.bucket.rate >= before * tune.recover_share
         # The service's bucket is empty now: no back-to-back burst until a slot accrues.
         st.bucket.tokens = min(st.bucket.tokens, 0.0)
         hold_until = now + max(tune.hold_off, tune.hold_off_slots / st.bucket.rate)
-        st.cut = Cut(at=now, hold_until=hold_until, plateau=before if near else None)
+        st.cut = Cut(at=now, hold_until=hold_until)
         if st.series is None and before_phase is Phase.PACED:
             before_window = st.answers.last(tune.judge_answers)
             st.series = Series(before, hold_until, before_window)
@@ -447,22 +445,14 @@ class RateController:
         return f"Websim {endpoint}: pace {before:.2f}/s -> {new:.2f}/s (probing upward)"
 
     def _probe_gain(self, st: EndpointState, now: float) -> float:
-        """Relative growth per second: slow right after a cut, faster the longer none came
-        once the pace is back above the one the service refused at."""
+        """Relative growth per second: slow right after a cut, faster the longer none came."""
         tune = self.tuning
-        assert st.bucket is not None
-        rate = st.bucket.rate
         quiet = now - (st.cut.at if st.cut else st.created)
         gain = min(tune.probe_max_gain, tune.probe_gain * math.exp(quiet / tune.probe_accel))
-        plateau = st.cut.plateau if st.cut else None
-        if plateau is not None and rate < plateau:
-            # Just under the pace the service last refused at: speeding up there only brings
-            # the next 429 sooner.  Clients sharing a limit each see a long quiet spell (the
-            # 429s are spread over them all), so they would all speed up at once (S5).
-            gain = tune.probe_gain
         # Crushed far below a recent peak (other clients took the share, then left):
         # climb back quickly instead of probing from the bottom.
-        crushed = rate < self._recent_peak(st, now) * tune.recover_share
+        assert st.bucket is not None
+        crushed = st.bucket.rate < self._recent_peak(st, now) * tune.recover_share
         if quiet >= tune.recover_quiet and crushed:
             gain = max(gain, tune.recover_gain)
         return gain

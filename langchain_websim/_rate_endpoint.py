@@ -235,9 +235,6 @@ class Cut:
 
     at: float
     hold_until: float
-    plateau: float | None = None
-    """The pace the service refused at, when the cut left the rate near it (at least
-    ``recover_share`` of it); None after a cut that crushed the rate."""
 
 
 @dataclass(slots=True)

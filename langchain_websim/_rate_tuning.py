@@ -97,10 +97,7 @@ class RateTuning:
     probe_gain: float = 0.02
     """Relative rate increase per second right after a cut ..."""
     probe_accel: float = 3.0
-    """... times e for every this many seconds without a cut, once the rate is back above
-    the pace that cut came from (below it, the next 429 is near: no speeding up there;
-    4 clients sharing a limit drew 16 % 429s instead of 18 %, at most 19 % instead of 27 %,
-    over 20 seeds of the simulation's S5) ..."""
+    """... times e for every this many seconds without a cut ..."""
     probe_max_gain: float = 0.5
     """... up to this relative increase per second ..."""
     probe_step: float = 0.1

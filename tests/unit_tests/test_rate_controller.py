@@ -167,44 +167,6 @@ def test_one_overshoot_cuts_once(ctl: RateController, clock: FakeClock) -> None:
     assert ctl.state()["chat"].rate_limited == limited + 1
 
 
-def probe(ctl: RateController, clock: FakeClock, seconds: int) -> list[float]:
-    """Send at the paced rate with callers queued; the rate at the end of each second."""
-    rates: list[float] = []
-    start = clock.now
-    while len(rates) < seconds:
-        wait = ctl.try_acquire("chat")
-        if wait > 0.0:
-            clock.advance(wait)  # a caller waited for its slot: callers are queued
-        else:
-            ctl.on_success("chat")
-        if clock.now - start >= len(rates) + 1:
-            now = rate(ctl)
-            assert now is not None, "probing went unpaced"
-            rates.append(now)
-    return rates
-
-
-def test_probing_speeds_up_only_past_the_pace_the_service_refused_at(
-    ctl: RateController, clock: FakeClock
-) -> None:
-    paced(ctl, clock, 10.0)  # the first cut: a guess, doubled while callers queue ...
-    probe(ctl, clock, 1)
-    refused_at = rate(ctl)
-    ctl.on_rate_limited("chat", None)  # ... until a 429 measures the limit at a steady pace
-    cut = rate(ctl)
-    assert refused_at is not None and cut is not None and cut < refused_at
-    rates = probe(ctl, clock, 12)
-    previous = [cut, *rates[:-1]]
-    steps = [b - a for a, b in zip(previous, rates, strict=True)]
-    below = [i for i, r in enumerate(rates) if r < refused_at]
-    assert len(below) >= 4, rates  # a while under the refused pace, however quiet it stays
-    for i in below:
-        base = TUNE.probe_gain * previous[i] + TUNE.probe_step
-        assert steps[i] <= 1.25 * base, (i, rates)  # no speeding up there
-    # Past it, the quiet spell speeds the probe up, as it finds a limit that rose.
-    assert max(steps[below[-1] + 1 :]) > 3 * steps[0], rates
-
-
 def test_lone_429s_in_the_slow_start_are_weak_evidence(ctl: RateController) -> None:
     # Random refusals must not leave a tiny guess: they come one at a time, while a limit
     # whose burst ran out refuses again at once.
