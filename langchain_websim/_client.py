@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar, Unpack, cast, overload
 
 import aiohttp
@@ -110,7 +111,7 @@ class WebsimClient:
             else None
         )
         self._queues = SlotQueues()
-        self._sessions = LoopSessions(self._new_session)
+        self._sessions = LoopSessions(self._session_factory())
         self._callers = CallerLoops()
         self._background = BackgroundLoop()
         # A client dropped without close() must not leave its loops (and their sessions) or
@@ -273,7 +274,7 @@ class WebsimClient:
         self._queues = SlotQueues()
         self._background = BackgroundLoop()
         self._callers = CallerLoops()
-        self._sessions = LoopSessions(self._new_session)
+        self._sessions = LoopSessions(self._session_factory())
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _stop_loops, self._callers, self._background)
 
@@ -330,9 +331,14 @@ class WebsimClient:
 
     # ------------------------------------------------------------------ the send path
 
-    def _new_session(self) -> aiohttp.ClientSession:
+    def _session_factory(self) -> Callable[[], aiohttp.ClientSession]:
+        # Not a bound method: sessions that held the client would make a cycle, and a client
+        # dropped without close() would then keep its loops and pools open until the next
+        # garbage collection instead of closing them as it goes.
         settings = self.settings
-        return _transport.new_session(settings.timeout, settings.max_connections, self._ssl)
+        return partial(
+            _transport.new_session, settings.timeout, settings.max_connections, self._ssl
+        )
 
     async def _send(
         self, endpoint: _wire.Endpoint, body: bytes, parse: Callable[[int, str, str, bytes], T]

@@ -8,6 +8,7 @@ import concurrent.futures
 import gc
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 
 import aiohttp
@@ -405,6 +406,25 @@ def test_a_dropped_client_stops_its_thread(emulator: WebsimEmulator) -> None:
     thread.join(10)
     assert not thread.is_alive()
     assert log.all_closed
+
+
+def test_a_dropped_client_is_freed_and_closes_its_loops_at_once(
+    emulator: WebsimEmulator,
+) -> None:
+    # Nothing the client owns points back at it: dropped, it goes (and closes its loops and
+    # sessions) as soon as the last reference does, not at the next garbage collection.
+    client = WebsimClient(emulator.base_url)
+    log = SessionLog(client)
+    client.chat(USER)  # this thread's own loop and session
+    asyncio.run(client.achat(USER))  # a session on a loop that has ended since
+    dropped = weakref.ref(client)
+    gc.disable()
+    try:
+        del client
+        assert dropped() is None
+        assert len(log.sessions) == 2 and log.all_closed
+    finally:
+        gc.enable()
 
 
 def test_a_dropped_client_session_closes_with_its_loop(emulator: WebsimEmulator) -> None:
