@@ -16,7 +16,9 @@ N2, 10 % on top of S1's limit: no failed call; N1 within 2 x unpaced + 1 s over 
 of five seeds; N2 within 1.3 x ideal over the median of five seeds (the test holds it to
 1.1 x, and the worst one to 1.7 x).
 A model that answers after 1 s while the limit refuses in 5 ms (S1 and S3 so): no failed
-call, wall <= 1.2 x ideal (S1) and 1.4 x (S3) over the median of five seeds.
+call, wall <= 1.2 x ideal (S1) and 1.6 x (S3, whose 50 callers can carry at most 50/s with
+answers after 1 s: its limit, so the ramp alone puts it out of reach) over the median of
+five seeds.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def test_random_refusals_on_top_of_a_limit_lose_no_call_and_keep_the_pace() -> N
     assert max(r.vs_ideal for r in results) <= 1.7, [str(r) for r in results]
 
 
-@pytest.mark.parametrize(("name", "bound"), [("S1", 1.2), ("S3", 1.4)])
+@pytest.mark.parametrize(("name", "bound"), [("S1", 1.2), ("S3", 1.6)])
 def test_a_model_that_answers_after_a_second_is_paced_near_the_limit(
     name: str, bound: float
 ) -> None:
