@@ -30,8 +30,7 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   429 comes; a round's end is where this is decided, so the calls still waiting then
   all go at once;
 * **paced**: the 429 that ends the slow start leaves a guess (half of what was accepted
-  so far, a burst included, or of half the rate answers came at, or of the rate of the
-  requests out for longer than a 429 takes, which a model is answering, if higher), doubled
+  so far, a burst included, or of half the rate answers came at, if higher), doubled
   while callers queue until the next 429 measures the limit at a steady pace.  Then a
   429 cuts the rate to what the service accepted recently (at least by ``1 - cut_keep``;
   one overshoot cuts once); while callers are queued the rate probes upward, faster the
@@ -288,7 +287,7 @@ class RateController:
 
     def _take(self, st: EndpointState, now: float) -> None:
         if st.phase is Phase.SLOW_START:
-            st.slow_start.take(now)
+            st.slow_start.sent += 1
         elif st.bucket is not None and st.phase is Phase.PACED:
             st.bucket.tokens -= 1.0
 
@@ -384,14 +383,8 @@ class RateController:
             # queue).  What was accepted so far includes the service's burst: halve it, as
             # TCP halves its window at the first loss.  Not below a share of the rate the
             # answers came at: a fleet member whose first answers were all refused (the
-            # others took the burst) starts from a pace, not from the floor.  Nor below the
-            # rate of the requests out for longer than a 429 takes (``window_doubling``, as
-            # the slow start assumes): a limiter refuses at once, so those a model is
-            # answering.  From the answers alone, a model taking a second left a guess of
-            # 1/s made of 429s (the simulation's S1 then took 1.26 x ideal, now 1.09 x; S4
-            # with answers after 0.2 s 2.20 x, now 1.06 x).
-            pending = st.slow_start.out_past(now, tune.window_doubling)
-            floor = max(answered * tune.first_cut_answered, pending / span)
+            # others took the burst) starts from a pace, not from the floor.
+            floor = answered * tune.first_cut_answered
             accepted = max(accepted, floor) * tune.first_cut_keep
         if st.noise is not None:
             # Noise refuses its share at any pace: the pace that got ``accepted`` through.

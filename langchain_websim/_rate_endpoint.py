@@ -103,17 +103,6 @@ class SlowStart:
     successes: int = 0
     first_answer: float = math.inf  # when the first answer (a success or a 429) came
     answers: int = 0  # successes and 429s since the first send
-    sent_at: list[float] = field(default_factory=list)  # when each request went out
-
-    def take(self, now: float) -> None:
-        self.sent += 1
-        self.sent_at.append(now)
-
-    def out_past(self, now: float, refused_within: float) -> int:
-        """Requests still unanswered that went out over ``refused_within`` seconds ago: a
-        limiter refuses at once, so these it has let through to a model."""
-        old = bisect.bisect_right(self.sent_at, now - refused_within)
-        return max(0, old - self.answers)
 
     def round_over(self) -> bool:
         """Whether every request let go so far has been answered.  Waiting calls are let go

@@ -181,26 +181,6 @@ def test_lone_429s_in_the_slow_start_are_weak_evidence(ctl: RateController) -> N
     assert ctl.state()["chat"].phase is Phase.PACED and rate(ctl) is not None
 
 
-def test_a_first_cut_counts_the_requests_still_out_as_accepted(
-    ctl: RateController, clock: FakeClock
-) -> None:
-    # A model answers after seconds, a limiter refuses at once: the requests not refused
-    # by the first 429s are being answered, and the first guess counts them.
-    sent: list[float] = []
-    for _ in range(10):  # 0.1 s of silence: the budget doubles every 20 ms
-        while ctl.try_acquire("chat") == 0.0:
-            sent.append(clock.now)
-        clock.advance(0.01)
-    ctl.on_rate_limited("chat", None)
-    ctl.on_rate_limited("chat", None)  # two in a row: a limit, the first cut
-    # Out for longer than a 429 takes (the slow start's doubling period), less the two
-    # that were answered: let through by the limiter.
-    out = sum(1 for t in sent if t <= clock.now - TUNE.window_doubling) - 2
-    assert out > 10
-    span = TUNE.cut_window  # the endpoint is younger than the window
-    assert rate(ctl) == pytest.approx(out / span * TUNE.first_cut_keep)
-
-
 def test_a_retry_after_ends_the_slow_start_at_once(ctl: RateController) -> None:
     # The service said it limits us: no second 429 is needed.
     ctl.try_acquire("chat")
