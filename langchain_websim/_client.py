@@ -258,8 +258,7 @@ class WebsimClient:
         self._shutdown()
 
     def _shutdown(self) -> None:
-        self._callers.close()
-        self._background.stop()
+        _stop_loops(self._callers, self._background)
         self._sessions.close_all(defer=self._callers.loops())
         _forget_shared(self)
 
@@ -453,6 +452,13 @@ class WebsimClient:
 # ---------------------------------------------------------------------- helpers
 
 
+def _stop_loops(callers: CallerLoops, background: BackgroundLoop) -> None:
+    """Stop a client's loops: on close, and as the finalizer of a client dropped unclosed
+    (it holds these, not the client)."""
+    callers.close()
+    background.stop()
+
+
 def _unpickle(settings: dict[str, Any]) -> WebsimClient:
     return WebsimClient.shared(**settings)
 
@@ -460,13 +466,6 @@ def _unpickle(settings: dict[str, Any]) -> WebsimClient:
 _SHARED: dict[tuple[Any, ...], WebsimClient] = {}
 _SHARED_LOCK = threading.Lock()
 _FORK_ORPHANS: list[tuple[BackgroundLoop, LoopSessions, CallerLoops]] = []
-
-
-def _stop_loops(callers: CallerLoops, background: BackgroundLoop) -> None:
-    callers.close()
-    background.stop()
-
-
 _LIVE_CLIENTS: weakref.WeakSet[WebsimClient] = weakref.WeakSet()
 
 
