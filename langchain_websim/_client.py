@@ -376,6 +376,10 @@ class WebsimClient:
         if problem is not None:
             raise _transport.unsendable(endpoint, url, problem)
         call.attempts += 1
+        if call.rate is not None:
+            # A model answers seconds after a limiter would refuse: the controller measures
+            # what the service accepted by when requests were sent, not when answers came.
+            call.sent_at = call.rate.now()
         headers = self._request_headers[endpoint.name]
         try:
             answer = await _transport.post(session, endpoint, url, headers, body, self.proxy)
@@ -407,7 +411,7 @@ class WebsimClient:
         self, call: Call, outcome: Outcome, parse: Callable[[int, str, str, bytes], T]
     ) -> T:
         """Tell the rate control, then parse; an unusable 2xx says how many attempts it took."""
-        if call.rate is not None and call.rate.on_success(call.endpoint.name):
+        if call.rate is not None and call.rate.on_success(call.endpoint.name, call.sent_at):
             self._queues.wake(call.endpoint.name)  # a slow-start round ended: the next goes
         assert outcome.status is not None
         try:
@@ -421,7 +425,7 @@ class WebsimClient:
         request waits for its next slot instead of spending a retry."""
         if not outcome.rate_limited or call.rate is None:
             return False
-        if not is_shaping(call.rate, call.endpoint, outcome.retry_after):
+        if not is_shaping(call, outcome.retry_after):
             return False
         call.shaped += 1
         call.paced = True

@@ -37,6 +37,7 @@ class Call:
     shaped: int = 0  # 429s met while the service was shaping: waits, not retries
     waited: float = 0.0  # seconds spent waiting for the rate controller
     paced: bool = True  # whether the next send waits for a slot (False: backoff did)
+    sent_at: float | None = None  # the last attempt's send time, on the rate control's clock
 
     @property
     def counted(self) -> int:
@@ -51,10 +52,13 @@ class Call:
         return CallTiming(attempts=self.attempts, elapsed=self.elapsed, rate_wait=self.waited)
 
 
-def is_shaping(rate: RateController, endpoint: _wire.Endpoint, retry_after: float | None) -> bool:
-    """Tell the controller about a 429; whether it means "slow down" rather than "no"."""
-    rate.on_rate_limited(endpoint.name, retry_after)
-    return rate.accepting(endpoint.name)
+def is_shaping(call: Call, retry_after: float | None) -> bool:
+    """Tell the controller about the call's 429; whether it means "slow down" rather than
+    "no"."""
+    rate = call.rate
+    assert rate is not None
+    rate.on_rate_limited(call.endpoint.name, retry_after, call.sent_at)
+    return rate.accepting(call.endpoint.name)
 
 
 def rate_limited(call: Call, problem: str, retry_after: float | None = None) -> WebsimError:

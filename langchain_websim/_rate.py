@@ -31,15 +31,19 @@ Each endpoint is in one :class:`~langchain_websim._rate_tuning.Phase`:
   all go at once;
 * **paced**: the 429 that ends the slow start leaves a guess (half of what was accepted
   so far, a burst included, or of half the rate answers came at, if higher), doubled
-  while callers queue until the next 429 measures the limit at a steady pace.  Then a
+  while callers queue until the next 429 measures the limit at a steady pace.  A guess
+  made of 429s alone (a model still holds the burst it accepted: a limiter refuses at
+  once, a model answers after seconds) is raised by the answers to requests sent before
+  it as they come.  Then a
   429 cuts the rate to what the service accepted recently (at least by ``1 - cut_keep``;
   one overshoot cuts once); while callers are queued the rate probes upward, faster the
   longer no 429 comes (and by a fixed step as well, so clients sharing a limit drift
   towards equal shares), and a rate crushed far below its recent peak climbs back
   quickly.  429s may be noise that does not depend on our pace (a limit shared with
   others, upstream trouble), told apart in ``_rate_noise`` by what slowing down does: a
-  limit that refused us has proved, by what it accepted in the next seconds, a rate below
-  which it refuses nothing, so a 429 that comes while we pace clearly below it does not
+  limit that refused us has proved, by what it accepted of the requests sent in the next
+  seconds (counted by send time: answers lag a model's time behind), a rate below which
+  it refuses nothing, so a 429 that comes while we pace clearly below it does not
   cut, and such 429s are noise as soon as they weigh enough (a sequential test); and a
   series of cuts is judged
   on the ``judge_answers`` answers after the first one's hold-off: if we slowed down and
@@ -67,6 +71,7 @@ from langchain_websim._rate_endpoint import (
     Cut,
     EndpointRateState,
     EndpointState,
+    FirstGuess,
     Pause,
     Series,
     Window,
@@ -141,30 +146,38 @@ class RateController:
 
     # --------------------------------------------------------------- outcomes
 
-    def on_success(self, endpoint: str) -> bool:
+    def on_success(self, endpoint: str, sent_at: float | None = None) -> bool:
         """Record a success; while callers are queued, ramp the rate up.
 
-        Returns True when the success ended a round of the slow start (every request it
-        let go has been answered): the callers waiting for a slot may go now, together.
+        ``sent_at``: when its request was sent, on this controller's clock (:meth:`now`);
+        ``None``: just now.  Returns True when the success ended a round of the slow start
+        (every request it let go has been answered): the callers waiting for a slot may go
+        now, together.
         """
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
-            self._answered(st, now, refused=False)
+            sent = now if sent_at is None else min(sent_at, now)
+            self._answered(st, now, sent, refused=False)
             st.last_success = now
             message = None
             room = st.phase is Phase.SLOW_START
             if room:
                 st.slow_start.successes += 1
                 room = st.slow_start.round_over()
+            elif st.phase is Phase.PACED and self._late_for_guess(st, sent):
+                message = self._raise_guess(st, endpoint, now)
             elif st.phase is Phase.PACED and self._queued(st, now):
                 message = self._grow(st, endpoint, now)
             st.grown_at = now
         _log(logging.INFO, message)
         return room
 
-    def on_rate_limited(self, endpoint: str, retry_after: float | None) -> None:
-        """Record a 429: honour ``Retry-After`` and, unless it is noise, cut the rate."""
+    def on_rate_limited(
+        self, endpoint: str, retry_after: float | None, sent_at: float | None = None
+    ) -> None:
+        """Record a 429: honour ``Retry-After`` and, unless it is noise, cut the rate.
+        ``sent_at`` as for :meth:`on_success`."""
         if retry_after is not None:
             _check_seconds("retry_after", retry_after)
         with self._lock:
@@ -174,7 +187,7 @@ class RateController:
                 st.warned = False  # a quiet spell ended the last limiting episode
             st.rate_limited += 1
             st.last_refusal = now
-            self._answered(st, now, refused=True)
+            self._answered(st, now, now if sent_at is None else min(sent_at, now), refused=True)
             if retry_after is not None:
                 self._start_pause(st, now, retry_after)
             level, message = self._on_refusal(st, endpoint, now, retry_after is not None)
@@ -303,8 +316,8 @@ class RateController:
         if st.pause is None or not st.paused(now) or until > st.pause.until:
             st.pause = Pause(asked_at=now, asked=retry_after, until=until)
 
-    def _answered(self, st: EndpointState, now: float, *, refused: bool) -> None:
-        st.answers.add(now, refused=refused)
+    def _answered(self, st: EndpointState, now: float, sent: float, *, refused: bool) -> None:
+        st.answers.add(now, refused=refused, sent_at=sent)
         st.slow_start.answered(now)
         if st.series is not None:
             st.series.add(now, refused=refused)
@@ -385,6 +398,10 @@ class RateController:
             # answers came at: a fleet member whose first answers were all refused (the
             # others took the burst) starts from a pace, not from the floor.
             floor = answered * tune.first_cut_answered
+            if accepted == 0.0:
+                # Nothing accepted came back yet, only 429s: a model may still have the
+                # burst the service accepted; its answers will raise this guess.
+                st.first_guess = FirstGuess(at=now, accepted=0, span=span)
             accepted = max(accepted, floor) * tune.first_cut_keep
         if st.noise is not None:
             # Noise refuses its share at any pace: the pace that got ``accepted`` through.
@@ -443,6 +460,30 @@ class RateController:
         before = st.logged_rate
         st.logged_rate = new
         return f"Websim {endpoint}: pace {before:.2f}/s -> {new:.2f}/s (probing upward)"
+
+    def _late_for_guess(self, st: EndpointState, sent: float) -> bool:
+        """Whether a success answers a request sent before the episode's first cut, with no
+        other cut since: one the limiter accepted and the model answered only now."""
+        guess = st.first_guess
+        if guess is None or st.cut is None or st.cut.at != guess.at:
+            return False
+        return sent < guess.at
+
+    def _raise_guess(self, st: EndpointState, endpoint: str, now: float) -> str | None:
+        """Count a late success into the first guess; pace at least at what it now says."""
+        guess = st.first_guess
+        assert guess is not None and st.bucket is not None
+        guess.accepted += 1
+        rate = guess.accepted / guess.span * self.tuning.first_cut_keep
+        if rate <= st.bucket.rate:
+            return None
+        before = st.bucket.rate
+        self._set_rate(st, now, rate)
+        st.logged_rate = st.bucket.rate
+        return (
+            f"Websim {endpoint}: pace {before:.2f}/s -> {st.bucket.rate:.2f}/s (answers to "
+            "requests sent before the first 429 came late: the service accepted more)"
+        )
 
     def _probe_gain(self, st: EndpointState, now: float) -> float:
         """Relative growth per second: slow right after a cut, faster the longer none came."""

@@ -22,6 +22,7 @@ __all__ = [
     "EndpointRateState",
     "EndpointState",
     "Evidence",
+    "FirstGuess",
     "Pause",
     "Series",
     "SlowStart",
@@ -29,6 +30,7 @@ __all__ = [
 ]
 
 EPS = 1e-9  # float slack for a waker that arrives exactly at its slot
+_SENT_KEPT = 4096  # successes' send times kept for the proven rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,12 @@ class Window:
 
 @dataclass(slots=True)
 class Answers:
-    """What the service answered lately: times of successes and 429s, and running counts."""
+    """What the service answered lately: times of successes and 429s, and running counts.
+
+    A success also records when its request was sent.  A model answers seconds after a
+    limiter would have refused, so the successes that come after a 429 include requests
+    sent before it; what the service accepted *since* a moment is counted by send time.
+    """
 
     successes: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
     refusals: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
@@ -178,13 +185,24 @@ class Answers:
     answered: int = 0
     refused: int = 0
     times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
+    sent: list[float] = field(default_factory=list)
+    """The send times of the last ``_SENT_KEPT`` successes, in order."""
+    lags: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    """How long the last successes took, send to answer."""
 
-    def add(self, now: float, *, refused: bool) -> None:
+    def add(self, now: float, *, refused: bool, sent_at: float | None = None) -> None:
+        """One answer at ``now`` to a request sent at ``sent_at`` (``None``: just now)."""
         (self.refusals if refused else self.successes).append(now)
         self.recent.append(refused)
         self.times.append(now)
         self.answered += 1
         self.refused += refused
+        if not refused:
+            sent = now if sent_at is None else sent_at
+            bisect.insort(self.sent, sent)
+            if len(self.sent) > _SENT_KEPT:
+                del self.sent[0]
+            self.lags.append(now - sent)
 
     def last(self, count: int) -> Window | None:
         """The last ``count`` answers as a window, or None with fewer than two."""
@@ -210,15 +228,21 @@ class Answers:
     def accepted_after_refusals(
         self, now: float, since: float, span: float, horizon: float
     ) -> float:
-        """The highest rate of successes counted from a 429 to ``now``, over 429s that came
-        after ``since``, at least ``span`` and at most ``horizon`` seconds ago (0.0: none)."""
-        successes = list(self.successes)
+        """The highest rate of successes sent after a 429, over 429s that came after
+        ``since`` and at most ``horizon`` seconds ago (0.0: none).
+
+        Counted by send time up to the last moment whose requests have all been answered
+        (now, less the longest a recent success took): requests sent before the 429 are
+        not the rate it grants, and those sent in the last lag have not come back yet.
+        The counting runs over at least ``span`` seconds."""
+        end = now - max(self.lags, default=0.0)
+        counted_to = bisect.bisect_right(self.sent, end)
         best = 0.0
         for refused_at in self.refusals:
-            elapsed = now - refused_at
-            if refused_at <= since or not span <= elapsed <= horizon:
+            elapsed = end - refused_at
+            if refused_at <= since or elapsed < span or now - refused_at > horizon:
                 continue
-            after = len(successes) - bisect.bisect_right(successes, refused_at)
+            after = counted_to - bisect.bisect_right(self.sent, refused_at)
             best = max(best, after / elapsed)
         return best
 
@@ -227,6 +251,21 @@ class Answers:
         accepted = sum(1 for t in self.successes if t > now - window)
         refused = sum(1 for t in self.refusals if t > now - window)
         return accepted / span, (accepted + refused) / span
+
+
+@dataclass(slots=True)
+class FirstGuess:
+    """The first cut of a limiting episode, while the requests sent before it may still
+    be with the model.  A limiter refuses at once and a model answers after seconds, so
+    that cut sees the 429s and hardly any of the burst that was accepted; each of those
+    answers that comes later raises the guess to what was really accepted."""
+
+    at: float
+    """When the cut came: an answer to a request sent before it belongs to the guess."""
+    accepted: int
+    """Successes counted: those in the cut's window, then the late ones."""
+    span: float
+    """Seconds the cut counted them over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +353,7 @@ class EndpointState:
     bucket: Bucket | None = None  # while paced
     answers: Answers = field(default_factory=Answers)
     cut: Cut | None = None
+    first_guess: FirstGuess | None = None  # the episode's first cut, raised by late answers
     series: Series | None = None  # the cuts being judged
     evidence: Evidence = field(default_factory=Evidence)  # the sequential test for noise
     pause: Pause | None = None

@@ -151,10 +151,9 @@ class RateTuning:
     comes at its rate (one token more at most).  The successes counted from a 429 to a later
     one, over at least this many seconds, prove a rate the service accepts.  Not longer:
     the noise must not have cut the pace before a rate is proven (2 s: N2 1.08 x ideal in
-    the simulation instead of 1.02 x).  Answers to requests sent before the 429 count too,
-    so a model that answers after seconds makes the proven rate run high: more 429s are
-    weighed, and the run of 429s in a row, the four 429s and the share of at most
-    ``max_noise`` are what keeps a limit from passing for noise then ..."""
+    the simulation instead of 1.02 x).  The successes are counted by when their requests
+    were sent (a model answers seconds after a 429 came: those answers are to requests
+    sent before it) ..."""
     proven_horizon: float = 5.0
     """... counted from the 429s of at most this many seconds ago."""
     under_proven: float = 0.85

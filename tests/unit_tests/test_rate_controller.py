@@ -448,6 +448,53 @@ def test_a_proven_rate_is_counted_from_a_429_over_at_least_a_span() -> None:
     assert answers.accepted_after_refusals(2.0, -math.inf, 1.0, 1.9) == 0.0
 
 
+def test_a_proven_rate_counts_requests_by_when_they_were_sent() -> None:
+    # A model that answers after 1 s: the 429 at 1.0 s comes while the ten requests sent
+    # over the second before it are still with the model, and they succeed after it.
+    answers = Answers()
+    for i in range(10):
+        answers.add(1.0 + i / 10, refused=False, sent_at=i / 10)
+    answers.add(1.0, refused=True, sent_at=1.0)
+    for i in range(1, 31):  # then 5/s are sent, each answered 1 s later
+        answers.add(2.0 + i / 5, refused=False, sent_at=1.0 + i / 5)
+    # At 8 s: what was sent from the 429 up to 7 s (the last lag, 1 s, is not all back
+    # yet) is 30 requests in 6 s, 5/s.  Counted by answers since the 429, 40 in 7 s.
+    assert answers.accepted_after_refusals(8.0, -math.inf, 1.0, 10.0) == pytest.approx(5.0)
+
+
+def test_late_answers_to_requests_sent_before_the_first_cut_raise_its_guess(
+    ctl: RateController, clock: FakeClock
+) -> None:
+    # A limiter with a burst of 12 in front of a model that answers after 1 s: the slow
+    # start's requests go out, the ones beyond the burst are refused at once, and the
+    # first cut sees only those 429s.
+    sent = []
+    for _ in range(16):
+        while (wait := ctl.try_acquire("chat")) > 0.0:
+            clock.advance(wait)
+        sent.append(clock.now)
+    clock.advance(0.005)
+    for at in sent[12:14]:
+        ctl.on_rate_limited("chat", None, sent_at=at)
+    guess = rate(ctl)
+    assert ctl.state()["chat"].phase is Phase.PACED
+    assert guess is not None and guess <= 2.0  # no success seen: a guess from the 429s
+    cut_at = clock.now
+    clock.advance(1.0)
+    for at in sent[:12]:  # the accepted twelve, back from the model
+        ctl.on_success("chat", sent_at=at)
+    raised = rate(ctl)
+    assert raised is not None
+    # What was accepted, counted over the cut's span and halved for the burst, as a cut
+    # with instant answers would have counted it.
+    span = max(min(TUNE.cut_window_slots / TUNE.max_rate, cut_at - 100.0), TUNE.cut_window)
+    assert raised == pytest.approx(12 / span * TUNE.first_cut_keep)
+    assert raised > 4 * guess
+    # A success to a request sent after the cut is not part of that guess.
+    ctl.on_success("chat", sent_at=cut_at + 0.5)
+    assert rate(ctl) == pytest.approx(raised)
+
+
 def test_known_noise_is_counted_after_the_last_cut(clock: FakeClock) -> None:
     # Noise known (10 %), then an overshoot: 10 of 30 answers refused, which a cut
     # answered.  Those 429s are not counted against the random 429s that follow it.
