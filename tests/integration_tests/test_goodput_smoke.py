@@ -290,6 +290,25 @@ def test_first_contact_and_noise_scenarios_are_the_issues(bench: ModuleType) -> 
     assert bench.parse_args(["--scenarios", "noise,S1"]).scenarios == ["N1", "N2", "S1"]
 
 
+def test_slow_model_scenarios_are_the_limits_with_answers_after_a_second(
+    bench: ModuleType,
+) -> None:
+    slow = bench.SLOW_MODEL
+    assert sorted(slow) == ["N2@1s", "S1@1s", "S2@1s", "S4@1s", "S5@1s"]
+    for name, s in slow.items():
+        base = bench.SCENARIOS[name.removesuffix("@1s")]
+        assert s.latency == 1.0 and base.latency == 0.0
+        assert (s.rate, s.burst, s.calls, s.workers, s.noise, s.wall_target) == (
+            base.rate,
+            base.burst,
+            base.calls,
+            base.workers,
+            base.noise,
+            base.wall_target,
+        )
+    assert bench.parse_args(["--scenarios", "slow-model"]).scenarios == list(slow)
+
+
 def _row(bench: ModuleType, contender: str, wall: float | None, failed: int = 0) -> Any:
     from _goodput_report import Row
 
