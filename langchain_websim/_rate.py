@@ -165,7 +165,7 @@ class RateController:
             if room:
                 st.slow_start.successes += 1
                 room = st.slow_start.round_over()
-            elif st.phase is Phase.PACED and self._late_for_guess(st, sent):
+            elif st.phase is Phase.PACED and self._late_for_guess(st, now, sent):
                 message = self._raise_guess(st, endpoint, now)
             elif st.phase is Phase.PACED and self._queued(st, now):
                 message = self._grow(st, endpoint, now)
@@ -401,7 +401,8 @@ class RateController:
             if accepted == 0.0:
                 # Nothing accepted came back yet, only 429s: a model may still have the
                 # burst the service accepted; its answers will raise this guess.
-                st.first_guess = FirstGuess(at=now, accepted=0, span=span)
+                lag = max(st.answers.refusal_lags, default=0.0)
+                st.first_guess = FirstGuess(now, lag, accepted=0, span=span)
             accepted = max(accepted, floor) * tune.first_cut_keep
         if st.noise is not None:
             # Noise refuses its share at any pace: the pace that got ``accepted`` through.
@@ -461,13 +462,14 @@ class RateController:
         st.logged_rate = new
         return f"Websim {endpoint}: pace {before:.2f}/s -> {new:.2f}/s (probing upward)"
 
-    def _late_for_guess(self, st: EndpointState, sent: float) -> bool:
+    def _late_for_guess(self, st: EndpointState, now: float, sent: float) -> bool:
         """Whether a success answers a request sent before the episode's first cut, with no
-        other cut since: one the limiter accepted and the model answered only now."""
+        other cut since, and took clearly longer than the 429s did: one the limiter
+        accepted and a model held until now."""
         guess = st.first_guess
         if guess is None or st.cut is None or st.cut.at != guess.at:
             return False
-        return sent < guess.at
+        return sent < guess.at and now - sent > self.tuning.model_lag * guess.refused_within
 
     def _raise_guess(self, st: EndpointState, endpoint: str, now: float) -> str | None:
         """Count a late success into the first guess; pace at least at what it now says."""

@@ -189,6 +189,8 @@ class Answers:
     """The send times of the last ``_SENT_KEPT`` successes, in order."""
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=16))
     """How long the last successes took, send to answer."""
+    refusal_lags: deque[float] = field(default_factory=lambda: deque(maxlen=16))
+    """How long the last 429s took, send to answer."""
 
     def add(self, now: float, *, refused: bool, sent_at: float | None = None) -> None:
         """One answer at ``now`` to a request sent at ``sent_at`` (``None``: just now)."""
@@ -197,12 +199,14 @@ class Answers:
         self.times.append(now)
         self.answered += 1
         self.refused += refused
-        if not refused:
-            sent = now if sent_at is None else sent_at
-            bisect.insort(self.sent, sent)
-            if len(self.sent) > _SENT_KEPT:
-                del self.sent[0]
-            self.lags.append(now - sent)
+        sent = now if sent_at is None else sent_at
+        if refused:
+            self.refusal_lags.append(now - sent)
+            return
+        bisect.insort(self.sent, sent)
+        if len(self.sent) > _SENT_KEPT:
+            del self.sent[0]
+        self.lags.append(now - sent)
 
     def last(self, count: int) -> Window | None:
         """The last ``count`` answers as a window, or None with fewer than two."""
@@ -261,7 +265,12 @@ class FirstGuess:
     answers that comes later raises the guess to what was really accepted."""
 
     at: float
-    """When the cut came: an answer to a request sent before it belongs to the guess."""
+    """When the cut came: an answer to a request sent before it belongs to the guess ..."""
+    refused_within: float
+    """... if it took clearly longer than the 429s before the cut took (the longest of
+    them): one that came as fast was racing those 429s, not held by a model, and a cut
+    with instant answers does not wait for such answers either (several clients starting
+    apart, a busy server)."""
     accepted: int
     """Successes counted: those in the cut's window, then the late ones."""
     span: float

@@ -86,6 +86,10 @@ class RateTuning:
     those answers include the service's burst, which no steady pace gets again ..."""
     first_cut_answered: float = 0.5
     """... or of this share of the rate at which answers (429s too) came, if higher."""
+    model_lag: float = 2.0
+    """A first cut that saw only 429s is raised by the later successes of requests sent
+    before it that took more than this many times as long as those 429s (a model held
+    them: a limiter refuses at once, a model answers after seconds)."""
     relearn_doubling: float = 0.25
     """After the first cut (a guess from a burst's few answers), seconds per doubling of
     the rate while callers are queued, until the next 429 ..."""

@@ -495,6 +495,33 @@ def test_late_answers_to_requests_sent_before_the_first_cut_raise_its_guess(
     assert rate(ctl) == pytest.approx(raised)
 
 
+@pytest.mark.parametrize(("model_lag", "raised"), [(TUNE.model_lag, False), (0.1, True)])
+def test_late_answers_as_fast_as_the_429s_do_not_raise_the_first_guess(
+    clock: FakeClock, model_lag: float, raised: bool
+) -> None:
+    # A client that starts after others took the limit's burst: its first answers are
+    # 429s, and the successes that were racing them come right after the cut, having
+    # taken no longer than the 429s did.
+    ctl = RateController(clock=clock, tuning=dataclasses.replace(TUNE, model_lag=model_lag))
+    sent = []
+    for _ in range(4):
+        while (wait := ctl.try_acquire("chat")) > 0.0:
+            clock.advance(wait)
+        sent.append(clock.now)
+    clock.advance(0.030)
+    for at in sent[:2]:
+        ctl.on_rate_limited("chat", None, sent_at=at)
+    guess = rate(ctl)
+    assert guess is not None
+    clock.advance(0.010)
+    for at in sent[2:]:
+        ctl.on_success("chat", sent_at=at)
+    # Two successes counted into the guess would make it 2 / 0.5 s, halved: 2.0/s.
+    after = rate(ctl)
+    assert after is not None
+    assert (after >= 2.0) is raised, (guess, after)
+
+
 def test_known_noise_is_counted_after_the_last_cut(clock: FakeClock) -> None:
     # Noise known (10 %), then an overshoot: 10 of 30 answers refused, which a cut
     # answered.  Those 429s are not counted against the random 429s that follow it.
