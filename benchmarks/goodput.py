@@ -191,15 +191,14 @@ NOISE = {
 # 1 s, while a 429 still comes at once (from the limiter in front of the model).  S3 is left
 # out: at 1 s its 50 callers hold it to 50/s as much as its limit does.
 _SLOW_OF = ("S1", "S2", "S4", "S5", "N2")
-SLOW_MODEL = {
-    f"{name}@1s": replace(
-        {**SCENARIOS, **NOISE}[name],
-        name=f"{name}@1s",
-        about={**SCENARIOS, **NOISE}[name].about + "; answers after 1 s",
-        latency=1.0,
-    )
-    for name in _SLOW_OF
-}
+
+
+def _answering_after_1s(base: Scenario) -> Scenario:
+    about = base.about + "; answers after 1 s"
+    return replace(base, name=f"{base.name}@1s", about=about, latency=1.0)
+
+
+SLOW_MODEL = {f"{n}@1s": _answering_after_1s({**SCENARIOS, **NOISE}[n]) for n in _SLOW_OF}
 SCENARIOS.update(FIRST_CONTACT)
 SCENARIOS.update(NOISE)
 SCENARIOS.update(SLOW_MODEL)
