@@ -157,7 +157,7 @@ class RateController:
         with self._lock:
             now = self._clock()
             st = self._state(endpoint, now)
-            sent = now if sent_at is None else min(sent_at, now)
+            sent = _sent_time(sent_at, now)
             self._answered(st, now, sent, refused=False)
             st.last_success = now
             message = None
@@ -187,7 +187,7 @@ class RateController:
                 st.warned = False  # a quiet spell ended the last limiting episode
             st.rate_limited += 1
             st.last_refusal = now
-            self._answered(st, now, now if sent_at is None else min(sent_at, now), refused=True)
+            self._answered(st, now, _sent_time(sent_at, now), refused=True)
             if retry_after is not None:
                 self._start_pause(st, now, retry_after)
             level, message = self._on_refusal(st, endpoint, now, retry_after is not None)
@@ -513,6 +513,12 @@ class RateController:
 
     def _recent_peak(self, st: EndpointState, now: float) -> float:
         return st.peak * math.exp(-(now - st.peak_at) / self.tuning.peak_decay)
+
+
+def _sent_time(sent_at: float | None, now: float) -> float:
+    """When an answered request was sent: ``now`` when the caller did not say, and never
+    after its answer (a clock read out of order)."""
+    return now if sent_at is None else min(sent_at, now)
 
 
 def _log(level: int, message: str | None) -> None:

@@ -186,7 +186,7 @@ class Answers:
     refused: int = 0
     times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     sent: list[float] = field(default_factory=list)
-    """The send times of the last ``_SENT_KEPT`` successes, in order."""
+    """The send times of the last ``_SENT_KEPT`` successes at least, in order."""
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=16))
     """How long the last successes took, send to answer."""
     refusal_lags: deque[float] = field(default_factory=lambda: deque(maxlen=16))
@@ -204,8 +204,10 @@ class Answers:
             self.refusal_lags.append(now - sent)
             return
         bisect.insort(self.sent, sent)
-        if len(self.sent) > _SENT_KEPT:
-            del self.sent[0]
+        if len(self.sent) > 2 * _SENT_KEPT:
+            # Trimmed in blocks: dropping the oldest one by one moved the whole list on
+            # every success of a busy client.
+            del self.sent[:_SENT_KEPT]
         self.lags.append(now - sent)
 
     def last(self, count: int) -> Window | None:
