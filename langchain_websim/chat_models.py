@@ -358,23 +358,26 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
     async def _acall(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
     ) -> AIMessage:
-        """One call: check its arguments, route it (image, chat, chat with tools), answer."""
+        """One call: check its arguments, route it (image, chat, chat with tools), answer.
+
+        Nothing this frame does not need stays in it while the request is out: in a batch
+        of concurrent calls, what each call holds decides how often the garbage collector
+        runs (one list more per call tipped most batches of 2,000 calls into a full
+        collection, 5-10 % of their time; measured in the performance docs).
+        """
         _check_call_kwargs(kwargs, _CALL_KWARGS)
         model = validate_model(kwargs.get("model", self.model))
-        wire = convert_messages(messages)
         project_id = kwargs.get("project_id", self.project_id)
         if _wire.is_image_model(model):
+            wire = convert_messages(messages)
             return await self._agenerate_image(model, wire, project_id, kwargs)
-        if not kwargs.keys().isdisjoint(_IMAGE_KWARGS):
-            names = ", ".join(f"{name}=" for name in _IMAGE_KWARGS if name in kwargs)
-            raise ValueError(
-                f"{names} apply to image models ({', '.join(IMAGE_MODELS)}) only, not to the "
-                f"chat model {model!r}"
-            )
+        _check_chat_kwargs(model, kwargs)
         stop = self.stop if stop is None else validate_stop(stop)
         if kwargs and not TOOL_KWARGS.isdisjoint(kwargs):
+            wire = convert_messages(messages)
             return await self._achat_with_tools(model, wire, project_id, stop, kwargs)
-        request = ChatRequest(wire, project_id, self.json_mode is True)
+        # The wire messages live on in the request only (it holds its own checked copy).
+        request = ChatRequest(convert_messages(messages), project_id, self.json_mode is True)
         return chat_answer(model, await self._websim_client().asend(request), stop)
 
     async def _agenerate_image(
@@ -487,6 +490,16 @@ def _check_call_kwargs(kwargs: dict[str, Any], known: frozenset[str]) -> None:
             f"ChatWebsim got unexpected call arguments: {unknown} (it takes "
             f"{', '.join(('stop', *_CHAT_KWARGS))}, and for image models "
             f"{', '.join(_IMAGE_KWARGS)})"
+        )
+
+
+def _check_chat_kwargs(model: str, kwargs: dict[str, Any]) -> None:
+    """A chat model's call takes no image options."""
+    if not kwargs.keys().isdisjoint(_IMAGE_KWARGS):
+        names = ", ".join(f"{name}=" for name in _IMAGE_KWARGS if name in kwargs)
+        raise ValueError(
+            f"{names} apply to image models ({', '.join(IMAGE_MODELS)}) only, not to the "
+            f"chat model {model!r}"
         )
 
 
