@@ -186,7 +186,8 @@ class Answers:
     refused: int = 0
     times: deque[float] = field(default_factory=lambda: deque(maxlen=256))
     sent: list[float] = field(default_factory=list)
-    """The send times of the last ``_SENT_KEPT`` successes at least, in order."""
+    """The send times of the last ``_SENT_KEPT`` successes at least, in order, from the
+    first 429 on."""
     lags: deque[float] = field(default_factory=lambda: deque(maxlen=16))
     """How long the last successes took, send to answer."""
     refusal_lags: deque[float] = field(default_factory=lambda: deque(maxlen=16))
@@ -203,12 +204,17 @@ class Answers:
         if refused:
             self.refusal_lags.append(now - sent)
             return
+        self.lags.append(now - sent)
+        if not self.refused:
+            # Until a first 429 no send time is needed: the proven rate counts only what was
+            # sent after a 429, and a success answered before one was sent before it.  So a
+            # service that never refuses costs a list insertion less on every success.
+            return
         bisect.insort(self.sent, sent)
         if len(self.sent) > 2 * _SENT_KEPT:
             # Trimmed in blocks: dropping the oldest one by one moved the whole list on
             # every success of a busy client.
             del self.sent[:_SENT_KEPT]
-        self.lags.append(now - sent)
 
     def last(self, count: int) -> Window | None:
         """The last ``count`` answers as a window, or None with fewer than two."""

@@ -462,6 +462,30 @@ def test_a_proven_rate_counts_requests_by_when_they_were_sent() -> None:
     assert answers.accepted_after_refusals(8.0, -math.inf, 1.0, 10.0) == pytest.approx(5.0)
 
 
+def test_successes_before_the_first_429_do_not_change_a_proven_rate() -> None:
+    # Their send times are not kept (a service that never refuses pays nothing for them):
+    # the proven rate must come out as if they had been counted, since everything they
+    # sent went out before the 429.
+    def after_the_429(answers: Answers) -> Answers:
+        answers.add(10.0, refused=True, sent_at=10.0)
+        for i in range(5):  # sent just before the 429, held by the model until after it
+            answers.add(10.5 + i / 10, refused=False, sent_at=9.5 + i / 10)
+        for i in range(1, 41):  # then 4/s, each answered 0.5 s later
+            answers.add(10.5 + i / 4, refused=False, sent_at=10.0 + i / 4)
+        return answers
+
+    busy = Answers()
+    for i in range(400):  # 40/s for 10 s, answered out of order
+        busy.add(i / 40 + 0.5 - (i % 3) / 100, refused=False, sent_at=i / 40)
+    quiet = Answers()
+    for answers in (busy, quiet):
+        after_the_429(answers)
+    for now in (13.0, 16.0, 20.5):
+        proven = busy.accepted_after_refusals(now, -math.inf, 1.0, 30.0)
+        assert proven == quiet.accepted_after_refusals(now, -math.inf, 1.0, 30.0)
+        assert proven == pytest.approx(4.0, rel=0.15)  # 4/s sent after the 429
+
+
 def send_as_let_go(ctl: RateController, clock: FakeClock, count: int) -> list[float]:
     """Send ``count`` requests, each as soon as the controller lets it go; their send
     times (no answer comes meanwhile: a model that takes its time)."""
