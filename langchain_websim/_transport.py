@@ -74,9 +74,13 @@ async def post(
     # images reach; a fresh BytesIO per attempt is sent the same, in chunks.
     data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY else body
     try:
-        async with session.post(
+        # Awaited, then entered: ``async with session.post(...)`` is the same exchange with
+        # one more coroutine held while the request is out, and in a batch of concurrent
+        # calls every object a call holds then adds to the garbage collector's work.
+        resp = await session.post(
             url, data=data, headers=headers, proxy=proxy, allow_redirects=False
-        ) as resp:
+        )
+        async with resp:
             raw = await _read_capped(resp, endpoint, url)
             return HttpAnswer(resp.status, resp.headers.get("content-type", ""), resp.headers, raw)
     except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
