@@ -1,6 +1,6 @@
 """``WebsimClient``: the one HTTP client behind ``ChatWebsim`` and ``WebsimImageTool``.
 
-Chat and image calls share a single send path (``_send``) with one retry loop, one pooled
+Chat and image calls share a single send path (``asend``) with one retry loop, one pooled
 ``aiohttp`` session per event loop, and one background loop for the synchronous twins.
 """
 
@@ -197,18 +197,44 @@ class WebsimClient:
     async def asend(
         self, request: ChatRequest | ImageRequest
     ) -> WebsimChatResponse | WebsimImageResponse:
-        """Send a request built (and validated) beforehand; used by the model and the tool."""
+        """Send a request built (and validated) beforehand, with retries and rate control;
+        used by the model and the tool.
+
+        Each turn: wait for a send slot (when paced), one attempt -> an ``Outcome``; then a
+        success is parsed into the response, a 429 the service shapes waits for the next
+        slot without spending a retry, and any other failure is retried after a backoff or
+        raised.
+        """
+        if self._closed:
+            raise RuntimeError("this WebsimClient is closed; create a new one")
+        endpoint = request.endpoint
+        body = request.body()
         project_id = cast(str, request.project_id)  # drawn or checked on construction
-        if isinstance(request, ChatRequest):
-            text, call = await self._send(
-                request.endpoint, request.body(), _wire.parse_chat_response
+        image = request if isinstance(request, ImageRequest) else None  # its answer echoes it
+        # A chat request is not held while it is out: in a batch of concurrent calls, the
+        # objects each call holds then decide how often the garbage collector runs.
+        del request
+        session = await self._sessions.get()
+        call = Call(endpoint, self._urls[endpoint.name], time.perf_counter(), self._rate)
+        while True:
+            rate = call.rate
+            if rate is not None and call.paced and not rate.unpaced(endpoint.name):
+                await await_slot(
+                    call, self._queues, self.settings.rate_limit_deadline, self.retry.max_delay
+                )
+            guard = SEND_GUARD.get()
+            if guard is not None:
+                guard()  # the caller may no longer want it sent (a stopped batch job)
+            headers = self._sending(call)
+            answer = await _transport.post(
+                session, endpoint, call.url, headers, body, self.proxy, call.attempts
             )
-            timing = call.timing()
-            return WebsimChatResponse(
-                text, project_id, timing.attempts, timing.elapsed, timing.rate_wait
-            )
-        url, call = await self._send(request.endpoint, request.body(), _wire.parse_image_response)
-        return WebsimImageResponse.for_request(request, url, call.timing(), self)
+            outcome = self._outcome(call, answer)
+            if outcome.ok:
+                return self._respond(call, outcome, project_id, image)
+            if self._on_rate_limited(call, outcome):
+                continue
+            await self._on_failure(call, outcome)
 
     def chat(
         self,
@@ -339,64 +365,37 @@ class WebsimClient:
             _transport.new_session, settings.timeout, settings.max_connections, self._ssl
         )
 
-    async def _send(
-        self, endpoint: _wire.Endpoint, body: bytes, parse: Callable[[int, str, str, bytes], T]
-    ) -> tuple[T, Call]:
-        """POST ``body`` with retries and rate control; return the parsed answer and the call.
-
-        Each turn: wait for a send slot (when paced), one attempt -> an ``Outcome``; then a
-        success is parsed, a 429 the service shapes waits for the next slot without spending
-        a retry, and any other failure is retried after a backoff or raised.
-        """
-        if self._closed:
-            raise RuntimeError("this WebsimClient is closed; create a new one")
-        session = await self._sessions.get()
-        call = Call(endpoint, self._urls[endpoint.name], time.perf_counter(), self._rate)
-        while True:
-            rate = call.rate
-            if rate is not None and call.paced and not rate.unpaced(call.endpoint.name):
-                await await_slot(
-                    call, self._queues, self.settings.rate_limit_deadline, self.retry.max_delay
-                )
-            guard = SEND_GUARD.get()
-            if guard is not None:
-                guard()  # the caller may no longer want it sent (a stopped batch job)
-            outcome = await self._attempt(session, call, body)
-            if outcome.ok:
-                return self._on_success(call, outcome, parse), call
-            if self._on_rate_limited(call, outcome):
-                continue
-            await self._on_failure(call, outcome)
-
-    async def _attempt(self, session: aiohttp.ClientSession, call: Call, body: bytes) -> Outcome:
-        """Send the request once; what came back, or why nothing usable did."""
+    def _sending(self, call: Call) -> Mapping[str, str]:
+        """Count one more attempt and stamp its send time; the headers to send it with.
+        A header the service would refuse fails the call here, unsent."""
         endpoint = call.endpoint
-        url = call.url
         problem = self._header_problems[endpoint.name]
         if problem is not None:
-            raise _transport.unsendable(endpoint, url, problem)
+            raise _transport.unsendable(endpoint, call.url, problem)
         call.attempts += 1
         if call.rate is not None:
             # A model answers seconds after a limiter would refuse: the controller measures
             # what the service accepted by when requests were sent, not when answers came.
             call.sent_at = call.rate.now()
-        headers = self._request_headers[endpoint.name]
-        try:
-            answer = await _transport.post(session, endpoint, url, headers, body, self.proxy)
-        except WebsimResponseError as exc:  # body over the cap
-            exc.attempts = call.attempts
-            raise
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        return self._request_headers[endpoint.name]
+
+    def _outcome(
+        self, call: Call, answer: _transport.HttpAnswer | _transport.Unanswered
+    ) -> Outcome:
+        """What one attempt came to: a success, a status to decide on, or no answer."""
+        endpoint = call.endpoint
+        url = call.url
+        if not isinstance(answer, _transport.HttpAnswer):
             failure = _transport.connection_error(
-                endpoint, url, exc, call.attempts, timeout=self.timeout, proxy=self.proxy
+                endpoint, url, answer, call.attempts, timeout=self.timeout, proxy=self.proxy
             )
             return Outcome(
-                error=failure, retryable=should_retry_exception(exc), reason=failure.problem
+                error=failure, retryable=should_retry_exception(answer), reason=failure.problem
             )
-        status = answer[0]
+        status = answer.status
         if 200 <= status < 300:
-            return Outcome(status=status, content_type=answer[1], body=answer[3])
-        retry_after = parse_retry_after_header(answer[2])
+            return Outcome(status=status, content_type=answer.content_type, body=answer.body)
+        retry_after = parse_retry_after_header(answer.headers)
         error = _transport.status_error(endpoint, url, answer, call.attempts, retry_after)
         blocked = isinstance(error, WebsimBlockedError)
         return Outcome(
@@ -407,18 +406,27 @@ class WebsimClient:
             retry_after=retry_after,
         )
 
-    def _on_success(
-        self, call: Call, outcome: Outcome, parse: Callable[[int, str, str, bytes], T]
-    ) -> T:
-        """Tell the rate control, then parse; an unusable 2xx says how many attempts it took."""
+    def _respond(
+        self, call: Call, outcome: Outcome, project_id: str, image: ImageRequest | None
+    ) -> WebsimChatResponse | WebsimImageResponse:
+        """Tell the rate control, then parse the success into the response for the request
+        (``image``: the image request it answers; ``None``: a chat request); an unusable
+        2xx says how many attempts it took."""
         if call.rate is not None and call.rate.on_success(call.endpoint.name, call.sent_at):
             self._queues.wake(call.endpoint.name)  # a slow-start round ended: the next goes
         assert outcome.status is not None
+        parse = _wire.parse_chat_response if image is None else _wire.parse_image_response
         try:
-            return parse(outcome.status, call.url, outcome.content_type, outcome.body)
+            parsed = parse(outcome.status, call.url, outcome.content_type, outcome.body)
         except WebsimResponseError as exc:
             exc.attempts = call.attempts
             raise
+        timing = call.timing()
+        if image is not None:
+            return WebsimImageResponse.for_request(image, parsed, timing, self)
+        return WebsimChatResponse(
+            parsed, project_id, timing.attempts, timing.elapsed, timing.rate_wait
+        )
 
     def _on_rate_limited(self, call: Call, outcome: Outcome) -> bool:
         """A 429 under rate control: True when the service is shaping ("slow down"), so the

@@ -1,7 +1,7 @@
 """The adaptive rate control as the send loop sees it: one call's progress, the wait for a
 send slot (which is not an attempt), and the errors that end a wait.
 
-``WebsimClient._send`` asks ``await_slot`` before each paced send and ``is_shaping`` after a
+``WebsimClient.asend`` asks ``await_slot`` before each paced send and ``is_shaping`` after a
 429; the controller's arithmetic is in ``_rate``.  The errors that end a wait say whether
 the call was sent at all, and why it waits: a ``Retry-After`` pause is quoted with when it
 was asked for and until when it holds (on the wall clock), because it may come from an

@@ -1,4 +1,4 @@
-"""Every retry decision; the loop that asks them is ``WebsimClient._send``.
+"""Every retry decision; the loop that asks them is ``WebsimClient.asend``.
 
 The original retried only chat 429s (2 s, then 4 s).  We retry every transient failure on
 both endpoints with capped exponential backoff and jitter, and let the server's

@@ -1,8 +1,9 @@
 """One HTTP exchange with Websim, and what a failed one means.
 
-``WebsimClient._send`` decides *whether* to try again; this module does a single POST (the
-answer read whole, but never past the size cap) and turns whatever went wrong into the typed
-error the caller will see.  Proxy credentials are redacted from everything it writes.
+``WebsimClient.asend`` decides *whether* to try again; this module does a single POST (the
+answer read whole, but never past the size cap, or what kept one from coming) and turns
+whatever went wrong into the typed error the caller will see.  Proxy credentials are
+redacted from everything it writes.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def new_session(
     )
 
 
+Unanswered = TimeoutError | aiohttp.ClientError | OSError
+"""What aiohttp raises for an exchange that got no HTTP answer (refused, reset, timed
+out); :func:`post` returns it rather than raising it."""
+
+
 async def post(
     session: aiohttp.ClientSession,
     endpoint: _wire.Endpoint,
@@ -66,8 +72,17 @@ async def post(
     headers: Mapping[str, str],
     body: bytes,
     proxy: str | None,
-) -> HttpAnswer:
-    """One POST; the caller checked ``headers`` beforehand (:func:`unsendable`)."""
+    attempts: int,
+) -> HttpAnswer | Unanswered:
+    """One POST: the answer (any status), or what kept one from coming.
+
+    The failure is returned, not raised, so the send loop awaits this directly and decides
+    what it means, with no coroutine of its own around the exchange (what a call holds
+    while its request is out is what the garbage collector works through in a busy batch).
+    Raised: a 2xx body over the cap (``WebsimResponseError``, saying ``attempts``, this one
+    included), and the client's own shutdown.  The caller checked ``headers`` beforehand
+    (:func:`unsendable`).
+    """
     if session.closed:  # closed while this call waited (a backoff, a rate-control slot)
         raise client_closed()
     # aiohttp warns (ResourceWarning) about bytes bodies over 1 MiB, which chat bodies with
@@ -75,20 +90,24 @@ async def post(
     data: bytes | io.BytesIO = io.BytesIO(body) if len(body) > _LARGE_BODY else body
     try:
         # Awaited, then entered: ``async with session.post(...)`` is the same exchange with
-        # one more coroutine held while the request is out, and in a batch of concurrent
-        # calls every object a call holds then adds to the garbage collector's work.
+        # one more coroutine held while the request is out.
         resp = await session.post(
             url, data=data, headers=headers, proxy=proxy, allow_redirects=False
         )
         async with resp:
             raw = await _read_capped(resp, endpoint, url)
             return HttpAnswer(resp.status, resp.headers.get("content-type", ""), resp.headers, raw)
-    except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError):
+    except WebsimResponseError as exc:
+        exc.attempts = attempts
+        raise
+    except (TimeoutError, aiohttp.ClientError, OSError, RuntimeError) as exc:
         # The client's own shutdown cut the exchange: not the service's doing, and nothing to
         # retry (aiohttp reports it as a dropped connection, or "Session is closed").
         if session.closed:
             raise client_closed() from None
-        raise
+        if isinstance(exc, RuntimeError):
+            raise
+        return exc
 
 
 def unsendable(endpoint: _wire.Endpoint, url: str, problem: str) -> WebsimConnectionError:

@@ -355,31 +355,6 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
 
     # ------------------------------------------------------------------ calls
 
-    async def _acall(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> AIMessage:
-        """One call: check its arguments, route it (image, chat, chat with tools), answer.
-
-        Nothing this frame does not need stays in it while the request is out: in a batch
-        of concurrent calls, what each call holds decides how often the garbage collector
-        runs (one list more per call tipped most batches of 2,000 calls into a full
-        collection, 5-10 % of their time; measured in the performance docs).
-        """
-        _check_call_kwargs(kwargs, _CALL_KWARGS)
-        model = validate_model(kwargs.get("model", self.model))
-        project_id = kwargs.get("project_id", self.project_id)
-        if _wire.is_image_model(model):
-            wire = convert_messages(messages)
-            return await self._agenerate_image(model, wire, project_id, kwargs)
-        _check_chat_kwargs(model, kwargs)
-        stop = self.stop if stop is None else validate_stop(stop)
-        if kwargs and not TOOL_KWARGS.isdisjoint(kwargs):
-            wire = convert_messages(messages)
-            return await self._achat_with_tools(model, wire, project_id, stop, kwargs)
-        # The wire messages live on in the request only (it holds its own checked copy).
-        request = ChatRequest(convert_messages(messages), project_id, self.json_mode is True)
-        return chat_answer(model, await self._websim_client().asend(request), stop)
-
     async def _agenerate_image(
         self, model: str, wire: list[dict[str, Any]], project_id: str | None, kwargs: dict[str, Any]
     ) -> AIMessage:
@@ -438,8 +413,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = self._websim_client().run_sync(self._acall(messages, stop, kwargs))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        return self._websim_client().run_sync(self._agenerate(messages, stop, **kwargs))
 
     async def _agenerate(
         self,
@@ -448,8 +422,31 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = await self._acall(messages, stop, kwargs)
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        """One call: check its arguments, route it (image, chat, chat with tools), answer.
+
+        The one call path: the sync and streaming methods run it too.  A plain chat call
+        holds nothing while its request is out that it does not need then: in a batch of
+        concurrent calls, the objects each call holds decide how often the garbage
+        collector runs.  Five more per call (three coroutines, the request and its copy of
+        the messages) put a third of the batches of 2,000 calls over HTTPS into a full
+        collection, 5-10 % of their time, and none without them (the performance docs).
+        """
+        _check_call_kwargs(kwargs, _CALL_KWARGS)
+        model = validate_model(kwargs.get("model", self.model))
+        project_id = kwargs.get("project_id", self.project_id)
+        if _wire.is_image_model(model):
+            wire = convert_messages(messages)
+            return _result(await self._agenerate_image(model, wire, project_id, kwargs))
+        _check_chat_kwargs(model, kwargs)
+        stop = self.stop if stop is None else validate_stop(stop)
+        if kwargs and not TOOL_KWARGS.isdisjoint(kwargs):
+            wire = convert_messages(messages)
+            return _result(await self._achat_with_tools(model, wire, project_id, stop, kwargs))
+        # Built in the call, not kept here: the client lets go of it once its body is made.
+        answer = await self._websim_client().asend(
+            ChatRequest(convert_messages(messages), project_id, self.json_mode is True)
+        )
+        return _result(chat_answer(model, answer, stop))
 
     def _stream(
         self,
@@ -458,8 +455,8 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        message = self._websim_client().run_sync(self._acall(messages, stop, kwargs))
-        chunk = only_chunk(message)
+        result = self._websim_client().run_sync(self._agenerate(messages, stop, **kwargs))
+        chunk = only_chunk(_answer(result))
         if run_manager is not None:
             run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
@@ -471,7 +468,7 @@ class ChatWebsim(ClientOwner, ImageOptionFields, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        chunk = only_chunk(await self._acall(messages, stop, kwargs))
+        chunk = only_chunk(_answer(await self._agenerate(messages, stop, **kwargs)))
         if run_manager is not None:
             await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
         yield chunk
@@ -491,6 +488,17 @@ def _check_call_kwargs(kwargs: dict[str, Any], known: frozenset[str]) -> None:
             f"{', '.join(('stop', *_CHAT_KWARGS))}, and for image models "
             f"{', '.join(_IMAGE_KWARGS)})"
         )
+
+
+def _result(message: AIMessage) -> ChatResult:
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _answer(result: ChatResult) -> AIMessage:
+    """The one answer of a result made by :func:`_result`."""
+    message = result.generations[0].message
+    assert isinstance(message, AIMessage)
+    return message
 
 
 def _check_chat_kwargs(model: str, kwargs: dict[str, Any]) -> None:

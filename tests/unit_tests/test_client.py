@@ -3,6 +3,7 @@ closing, and the process-wide shared clients."""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import ssl
@@ -16,6 +17,7 @@ from aioresponses.core import RequestCall
 from yarl import URL
 
 from langchain_websim import (
+    ChatWebsim,
     WebsimChatResponse,
     WebsimClient,
     WebsimImageResponse,
@@ -137,6 +139,29 @@ async def test_json_mode_adds_the_flag_only_when_asked(
     assert "json" not in plain
     assert flagged["json"] is True
     assert set(flagged) == {"project_id", "messages", "json"}
+
+
+def live_chat_requests() -> int:
+    return sum(isinstance(o, _requests.ChatRequest) for o in gc.get_objects())
+
+
+async def test_a_chat_call_holds_no_request_object_while_its_request_is_out(
+    make_client: Callable[..., WebsimClient], http: aioresponses
+) -> None:
+    # In a batch of concurrent calls, every object a call keeps while its request is out
+    # adds to the garbage collector's work; by then the chat request (with its copy of the
+    # messages) has given its body.  (An image request is kept: its answer echoes it.)
+    seen: list[int] = []
+
+    def count(url: URL, **kwargs: Any) -> None:
+        seen.append(live_chat_requests())
+
+    http.post(CHAT_URL, payload={"content": "hi"}, callback=count)
+    llm = ChatWebsim(client=make_client(BASE))
+    gc.collect()
+    before = live_chat_requests()
+    assert (await llm.ainvoke("hello")).content == "hi"
+    assert seen == [before]
 
 
 async def test_origin_follows_the_base_url_and_extra_headers_merge(
