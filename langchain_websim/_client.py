@@ -226,10 +226,14 @@ class WebsimClient:
             if guard is not None:
                 guard()  # the caller may no longer want it sent (a stopped batch job)
             headers = self._sending(call)
-            answer = await _transport.post(
-                session, endpoint, call.url, headers, body, self.proxy, call.attempts
+            # Read at once, not kept: a failed exchange's traceback holds its frames (and a
+            # large body's copy) through the backoff otherwise.
+            outcome = self._outcome(
+                call,
+                await _transport.post(
+                    session, endpoint, call.url, headers, body, self.proxy, call.attempts
+                ),
             )
-            outcome = self._outcome(call, answer)
             if outcome.ok:
                 return self._respond(call, outcome, project_id, image)
             if self._on_rate_limited(call, outcome):
